@@ -1,0 +1,16 @@
+//! attributegen: a drop-in replacement for Istio's attributegen filter.
+//!
+//! Same JSON configuration, same semantics: each entry of `attributes` tries
+//! its `match` list in order, the first condition that is true writes its
+//! `value` to filter state `wasm.<output_attribute>`. See the README for the
+//! full contract. [`config`] mirrors the JSON, [`plan`] compiles and runs it;
+//! the proxy-wasm adapter is the small `filter` module, built for wasm only.
+
+pub mod config;
+pub mod plan;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+/// Name used in logs and metric names.
+pub const FILTER_NAME: &str = "attributegen";

@@ -1,0 +1,187 @@
+//! CEL expressions evaluated by Envoy (`expr_create` / `expr_evaluate` /
+//! `expr_delete`) and decoders for their serialized results.
+//!
+//! Envoy serializes a result without its type: strings and bytes as raw
+//! bytes, integers as 8 bytes little-endian, doubles as 8-byte IEEE-754, bools
+//! as one byte, timestamps and durations as int64 nanoseconds, maps and lists
+//! as proxy-wasm pairs. The caller says which type it expects.
+
+use std::borrow::Cow;
+
+/// A compiled expression: Envoy's token plus the source it came from. The
+/// token is released (`expr_delete`) when the value is dropped, i.e. when the
+/// configuration that owns it goes.
+pub struct Expression {
+    token: u32,
+    source: Box<str>,
+    release: fn(u32),
+}
+
+impl Expression {
+    /// Wraps a token; `release` is called with it on drop.
+    pub fn new(token: u32, source: &str, release: fn(u32)) -> Self {
+        Expression {
+            token,
+            source: source.into(),
+            release,
+        }
+    }
+
+    /// Envoy's token for this expression.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// The CEL source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl Drop for Expression {
+    fn drop(&mut self) {
+        (self.release)(self.token);
+    }
+}
+
+impl std::fmt::Debug for Expression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Expression({:?})", self.source)
+    }
+}
+
+/// A result that did not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What was expected, e.g. `bool`.
+    pub expected: &'static str,
+    /// Length of what came back.
+    pub len: usize,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "result is not a {} ({} bytes came back)",
+            self.expected, self.len
+        )
+    }
+}
+
+/// A CEL bool: exactly one byte. Anything else (including a one-character
+/// string) is an error, as in Istio's attributegen.
+pub fn as_bool(result: &[u8]) -> Result<bool, DecodeError> {
+    match result {
+        [b] => Ok(*b != 0),
+        _ => Err(DecodeError {
+            expected: "bool",
+            len: result.len(),
+        }),
+    }
+}
+
+/// A CEL int, uint, timestamp or duration: exactly 8 bytes little-endian.
+pub fn as_int(result: &[u8]) -> Result<i64, DecodeError> {
+    <[u8; 8]>::try_from(result)
+        .map(i64::from_le_bytes)
+        .map_err(|_| DecodeError {
+            expected: "64-bit integer",
+            len: result.len(),
+        })
+}
+
+/// A CEL double: exactly 8 bytes IEEE-754 little-endian.
+pub fn as_double(result: &[u8]) -> Result<f64, DecodeError> {
+    <[u8; 8]>::try_from(result)
+        .map(f64::from_le_bytes)
+        .map_err(|_| DecodeError {
+            expected: "double",
+            len: result.len(),
+        })
+}
+
+/// A CEL string or bytes value as text; invalid UTF-8 is replaced.
+pub fn as_text(result: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(result)
+}
+
+/// Decodes the proxy-wasm pairs encoding of a map or list:
+/// `u32 n`, n × (`u32 key_len`, `u32 value_len`), then each `key\0value\0`.
+/// Lists come back as keys with empty values. Never panics on bad input.
+pub fn as_pairs(result: &[u8]) -> Result<Vec<(&[u8], &[u8])>, DecodeError> {
+    let bad = || DecodeError {
+        expected: "map or list",
+        len: result.len(),
+    };
+    let read_u32 = |at: usize| -> Option<usize> {
+        let bytes = result.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let n = read_u32(0).ok_or_else(bad)?;
+    // Each entry needs at least 10 bytes; reject counts that cannot fit.
+    if n > result.len() / 10 + 1 {
+        return Err(bad());
+    }
+    let mut sizes = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = 4 + i * 8;
+        sizes.push((
+            read_u32(at).ok_or_else(bad)?,
+            read_u32(at + 4).ok_or_else(bad)?,
+        ));
+    }
+    let mut pos = 4 + n * 8;
+    let mut pairs = Vec::with_capacity(n);
+    let mut take = |len: usize| -> Option<&[u8]> {
+        let end = pos.checked_add(len)?;
+        let value = result.get(pos..end)?;
+        pos = end.checked_add(1)?; // skip the NUL terminator
+        Some(value)
+    };
+    for (klen, vlen) in sizes {
+        let key = take(klen).ok_or_else(bad)?;
+        let value = take(vlen).ok_or_else(bad)?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bool_is_exactly_one_byte() {
+        assert_eq!(as_bool(&[1]), Ok(true));
+        assert_eq!(as_bool(&[0]), Ok(false));
+        assert!(as_bool(b"").is_err());
+        assert!(as_bool(b"/status/207").is_err());
+    }
+
+    #[test]
+    fn ints_and_doubles_are_eight_bytes_le() {
+        assert_eq!(as_int(&[0x0e, 0x90, 0, 0, 0, 0, 0, 0]), Ok(36878));
+        assert_eq!(as_double(&[0, 0, 0, 0, 0, 0, 0xf8, 0x3f]), Ok(1.5));
+        assert!(as_int(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn text_replaces_invalid_utf8() {
+        assert_eq!(as_text(b"op-1"), "op-1");
+        assert_eq!(as_text(&[0x66, 0xff]), "f\u{fffd}");
+    }
+
+    #[test]
+    fn pairs_decode_maps_and_reject_garbage() {
+        let map = [
+            2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, b'a', 0, b'b', 0, b'c', 0,
+            b'd', 0,
+        ];
+        let pairs = as_pairs(&map).unwrap();
+        assert_eq!(pairs, vec![(&b"a"[..], &b"b"[..]), (&b"c"[..], &b"d"[..])]);
+        assert!(as_pairs(&[0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(as_pairs(&map[..20]).is_err());
+        assert!(as_pairs(&[]).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! An in-memory [`Host`] for native unit tests of the filters' logic.
+//!
+//! State-based: a test sets properties, headers and what each expression
+//! source evaluates to, runs the logic, then reads attributes, metrics and
+//! logs back.
+
+use crate::cel::Expression;
+use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// A fake Envoy. Expressions "compile" unless their source is listed in
+/// [`FakeHost::reject`]; they evaluate to whatever [`FakeHost::eval`] set
+/// (missing: `InternalFailure`, as a CEL runtime error would).
+#[derive(Default)]
+pub struct FakeHost {
+    properties: RefCell<HashMap<String, Vec<u8>>>,
+    headers: RefCell<HashMap<String, Vec<u8>>>,
+    results: RefCell<HashMap<String, Result<Vec<u8>, HostError>>>,
+    rejected: RefCell<Vec<String>>,
+    sources: RefCell<Vec<String>>,
+    attributes: RefCell<Vec<(String, Vec<u8>)>>,
+    metric_names: RefCell<Vec<(MetricKind, String)>>,
+    metric_values: RefCell<HashMap<u32, i64>>,
+    logs: RefCell<Vec<(LogLevel, String)>>,
+}
+
+fn no_release(_: u32) {}
+
+impl FakeHost {
+    /// A fresh host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets a property, path segments joined by `.` (`request.url_path`).
+    pub fn set_property(&self, path: &str, value: &[u8]) -> &Self {
+        self.properties
+            .borrow_mut()
+            .insert(path.to_string(), value.to_vec());
+        self
+    }
+    /// Sets a request header.
+    pub fn set_header(&self, name: &str, value: &[u8]) -> &Self {
+        self.headers
+            .borrow_mut()
+            .insert(name.to_ascii_lowercase(), value.to_vec());
+        self
+    }
+    /// Sets what the expression with this source evaluates to.
+    pub fn eval(&self, source: &str, result: Result<Vec<u8>, HostError>) -> &Self {
+        self.results
+            .borrow_mut()
+            .insert(source.to_string(), result);
+        self
+    }
+    /// Sets a bool result for this expression source.
+    pub fn eval_bool(&self, source: &str, value: bool) -> &Self {
+        self.eval(source, Ok(vec![u8::from(value)]))
+    }
+    /// Makes compiling this source fail, as a CEL parse error would.
+    pub fn reject(&self, source: &str) -> &Self {
+        self.rejected.borrow_mut().push(source.to_string());
+        self
+    }
+    /// Clears per-request state (attributes written), keeping expressions.
+    pub fn reset_stream(&self) {
+        self.attributes.borrow_mut().clear();
+        self.properties.borrow_mut().clear();
+        self.headers.borrow_mut().clear();
+    }
+    /// Last value written to `wasm.<name>`.
+    pub fn attribute(&self, name: &str) -> Option<Vec<u8>> {
+        self.attributes
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+    /// Every attribute write, in order.
+    pub fn attribute_writes(&self) -> Vec<(String, Vec<u8>)> {
+        self.attributes.borrow().clone()
+    }
+    /// Current value of the metric with this name (0 if never incremented).
+    pub fn metric(&self, name: &str) -> i64 {
+        let names = self.metric_names.borrow();
+        names
+            .iter()
+            .position(|(_, n)| n == name)
+            .and_then(|id| self.metric_values.borrow().get(&(id as u32)).copied())
+            .unwrap_or(0)
+    }
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.logs.borrow().clone()
+    }
+    /// Log lines at `level` or above.
+    pub fn logs_at_least(&self, level: LogLevel) -> Vec<String> {
+        self.logs
+            .borrow()
+            .iter()
+            .filter(|(l, _)| *l >= level)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+impl Host for FakeHost {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.properties.borrow().get(&path.join(".")).cloned())
+    }
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self
+            .headers
+            .borrow()
+            .get(&name.to_ascii_lowercase())
+            .cloned())
+    }
+    fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.attributes
+            .borrow_mut()
+            .push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+        if self.rejected.borrow().iter().any(|s| s == source) {
+            return Err(HostError::BadArgument);
+        }
+        let mut sources = self.sources.borrow_mut();
+        sources.push(source.to_string());
+        Ok(Expression::new(
+            (sources.len() - 1) as u32,
+            source,
+            no_release,
+        ))
+    }
+    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+        self.results
+            .borrow()
+            .get(expr.source())
+            .cloned()
+            .unwrap_or(Err(HostError::InternalFailure))
+    }
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
+        let mut names = self.metric_names.borrow_mut();
+        if let Some(i) = names.iter().position(|(_, n)| n == name) {
+            return Ok(MetricId(i as u32));
+        }
+        names.push((kind, name.to_string()));
+        Ok(MetricId((names.len() - 1) as u32))
+    }
+    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
+        *self.metric_values.borrow_mut().entry(metric.0).or_insert(0) += by;
+        Ok(())
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+}

@@ -1,0 +1,107 @@
+//! The only door from a filter's logic to Envoy.
+
+use crate::cel::Expression;
+
+/// Why a host call failed: the proxy-wasm status codes, plus any other value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    /// 1: the thing asked for does not exist (or not in this context).
+    NotFound,
+    /// 2: the host rejected an argument.
+    BadArgument,
+    /// 3: the value could not be serialized.
+    SerializationFailure,
+    /// 4: the host could not parse the input.
+    ParseFailure,
+    /// 7: empty.
+    Empty,
+    /// 8: compare-and-swap mismatch on shared data.
+    CasMismatch,
+    /// 10: internal failure (for CEL: a runtime evaluation error).
+    InternalFailure,
+    /// 12: not implemented by this host.
+    Unimplemented,
+    /// Any other status value.
+    Other(u32),
+}
+
+impl HostError {
+    /// Maps a raw proxy-wasm status to `Ok(())` or the error it names.
+    pub fn check(status: u32) -> Result<(), HostError> {
+        match status {
+            0 => Ok(()),
+            1 => Err(HostError::NotFound),
+            2 => Err(HostError::BadArgument),
+            3 => Err(HostError::SerializationFailure),
+            4 => Err(HostError::ParseFailure),
+            7 => Err(HostError::Empty),
+            8 => Err(HostError::CasMismatch),
+            10 => Err(HostError::InternalFailure),
+            12 => Err(HostError::Unimplemented),
+            other => Err(HostError::Other(other)),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::Other(s) => write!(f, "host status {s}"),
+            e => write!(f, "{e:?}"),
+        }
+    }
+}
+
+/// Envoy's log levels as proxy-wasm numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// 0
+    Trace = 0,
+    /// 1
+    Debug = 1,
+    /// 2
+    Info = 2,
+    /// 3
+    Warn = 3,
+    /// 4
+    Error = 4,
+    /// 5
+    Critical = 5,
+}
+
+/// Kind of an Envoy stat defined by a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic counter.
+    Counter = 0,
+    /// Gauge.
+    Gauge = 1,
+    /// Histogram.
+    Histogram = 2,
+}
+
+/// A metric id handed out by the host for one VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricId(pub u32);
+
+/// Everything a filter's logic may ask of Envoy. No method panics; every
+/// failure comes back as a [`HostError`].
+pub trait Host {
+    /// Reads an Envoy attribute (`["request", "url_path"]`). `Ok(None)` when absent.
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// Reads one request header as raw bytes (values need not be UTF-8).
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// Writes filter state `wasm.<name>` (single-segment name, stream context only).
+    fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// Compiles a CEL expression with Envoy's engine (configure time only).
+    fn compile(&self, source: &str) -> Result<Expression, HostError>;
+    /// Evaluates a compiled expression against the current stream; the raw
+    /// serialized result (decode it with [`crate::cel`]).
+    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError>;
+    /// Defines (or finds, once per VM) a metric by its full stat name.
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError>;
+    /// Adds `by` to a counter or gauge.
+    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError>;
+    /// Logs one line through Envoy. Failures are ignored.
+    fn log(&self, level: LogLevel, message: &str);
+}

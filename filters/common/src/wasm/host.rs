@@ -1,0 +1,58 @@
+//! [`Host`] on top of the safe host calls.
+
+use super::hostcalls;
+use crate::cel::Expression;
+use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    /// Metric ids by full name, per VM: Envoy hands out a new id (and map
+    /// entry) on every `define_metric`, so each name is defined once.
+    static METRICS: RefCell<HashMap<String, MetricId>> = RefCell::new(HashMap::new());
+}
+
+/// The host the filter runs in. Zero-sized: state lives in Envoy.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WasmHost;
+
+fn release_expression(token: u32) {
+    let _ = hostcalls::call_foreign_function("expr_delete", &token.to_le_bytes());
+}
+
+impl Host for WasmHost {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_property(path)
+    }
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_request_header(name)
+    }
+    fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_attribute(name, value)
+    }
+    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+        let out = hostcalls::call_foreign_function("expr_create", source.as_bytes())?;
+        let token = <[u8; 4]>::try_from(out.as_deref().unwrap_or_default())
+            .map(u32::from_le_bytes)
+            .map_err(|_| HostError::InternalFailure)?;
+        Ok(Expression::new(token, source, release_expression))
+    }
+    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+        hostcalls::call_foreign_function("expr_evaluate", &expr.token().to_le_bytes())
+            .map(Option::unwrap_or_default)
+    }
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
+        if let Some(id) = METRICS.with(|m| m.borrow().get(name).copied()) {
+            return Ok(id);
+        }
+        let id = MetricId(hostcalls::define_metric(kind, name)?);
+        METRICS.with(|m| m.borrow_mut().insert(name.to_string(), id));
+        Ok(id)
+    }
+    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
+        hostcalls::increment_metric(metric.0, by)
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        hostcalls::log(level, message);
+    }
+}

@@ -1,0 +1,14 @@
+//! The real [`Host`](crate::host::Host): proxy-wasm calls into Envoy that
+//! never panic, Envoy's CEL, and the VM-wide set-up every filter does.
+//!
+//! proxy-wasm 0.2.5 panics (trapping the VM) on any unexpected host status in
+//! `set_property`, `define_metric`, `log`, `get_property` and others, and on
+//! non-UTF-8 header values. [`hostcalls`] declares the imports itself with a
+//! plain `u32` status and maps every value to a `Result`.
+
+pub mod hostcalls;
+mod host;
+mod runtime;
+
+pub use host::WasmHost;
+pub use runtime::{init, log_start};

@@ -1,0 +1,23 @@
+//! VM-wide set-up: panic hook and start-up line.
+
+use super::hostcalls;
+use crate::host::LogLevel;
+use std::sync::OnceLock;
+
+static FILTER: OnceLock<&'static str> = OnceLock::new();
+
+/// Call first in `proxy_wasm::main!`: remembers the filter's name and installs
+/// a panic hook that logs at critical level before the VM dies, so a trap is
+/// never silent.
+pub fn init(filter: &'static str) {
+    let _ = FILTER.set(filter);
+    std::panic::set_hook(Box::new(|info| {
+        let name = FILTER.get().copied().unwrap_or("filter");
+        hostcalls::log(LogLevel::Critical, &format!("{name}: panic: {info}"));
+    }));
+}
+
+/// Logs the filter's name, version and build (call from `on_vm_start`).
+pub fn log_start(filter: &str, version: &str) {
+    hostcalls::log(LogLevel::Info, &crate::start_banner(filter, version));
+}
