@@ -112,8 +112,8 @@ mod tests {
             let c = parse(&format!(r#"{{"attributes":[{{"phase":{p}}}]}}"#));
             assert_eq!(c.attributes[0].phase, want, "{p}");
         }
-        let e = parse_json::<PluginConfig>(Some(br#"{"attributes":[{"phase":"LATER"}]}"#))
-            .unwrap_err();
+        let e =
+            parse_json::<PluginConfig>(Some(br#"{"attributes":[{"phase":"LATER"}]}"#)).unwrap_err();
         assert_eq!(e.path, "attributes[0].phase");
         assert!(e.reason.contains("unknown phase \"LATER\""), "{e}");
     }

@@ -202,9 +202,12 @@ impl Plan {
                                 );
                             }
                         }
-                        Err(e) => {
-                            self.runtime_error(host, g, j, &format!("writing the attribute failed ({e})"))
-                        }
+                        Err(e) => self.runtime_error(
+                            host,
+                            g,
+                            j,
+                            &format!("writing the attribute failed ({e})"),
+                        ),
                     }
                     break;
                 }
@@ -349,7 +352,10 @@ mod tests {
         assert_eq!(host.metric(CONFIG_ERRORS), 1);
         let warn = host.logs_at_least(LogLevel::Warn);
         assert_eq!(warn.len(), 3, "{warn:?}");
-        assert!(warn[0].contains("attributes[1].match[0].condition"), "{warn:?}");
+        assert!(
+            warn[0].contains("attributes[1].match[0].condition"),
+            "{warn:?}"
+        );
         assert!(warn[0].contains("\"bad one\"") && warn[0].contains("\"op\""));
         assert!(warn[1].contains("attributes[1].match[1].condition"));
         assert!(warn[2].contains("configuration rejected (2 errors)"));

@@ -106,10 +106,13 @@ pub fn as_text(result: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(result)
 }
 
+/// A decoded map entry (key, value), borrowed from the serialized result.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// Decodes the proxy-wasm pairs encoding of a map or list:
 /// `u32 n`, n × (`u32 key_len`, `u32 value_len`), then each `key\0value\0`.
 /// Lists come back as keys with empty values. Never panics on bad input.
-pub fn as_pairs(result: &[u8]) -> Result<Vec<(&[u8], &[u8])>, DecodeError> {
+pub fn as_pairs(result: &[u8]) -> Result<Vec<Pair<'_>>, DecodeError> {
     let bad = || DecodeError {
         expected: "map or list",
         len: result.len(),

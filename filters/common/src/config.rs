@@ -53,9 +53,8 @@ pub fn parse_json<T: DeserializeOwned + Default>(raw: Option<&[u8]>) -> Result<T
         };
         ConfigError::new(path, reason)
     })?;
-    de.end().map_err(|e| {
-        ConfigError::new("$", format!("invalid JSON: trailing characters: {e}"))
-    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("$", format!("invalid JSON: trailing characters: {e}")))?;
     Ok(value)
 }
 

@@ -23,6 +23,9 @@ pub struct FakeHost {
     metric_names: RefCell<Vec<(MetricKind, String)>>,
     metric_values: RefCell<HashMap<u32, i64>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
+    env: RefCell<HashMap<String, String>>,
+    shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    recorded: RefCell<HashMap<u32, Vec<u64>>>,
 }
 
 fn no_release(_: u32) {}
@@ -48,14 +51,43 @@ impl FakeHost {
     }
     /// Sets what the expression with this source evaluates to.
     pub fn eval(&self, source: &str, result: Result<Vec<u8>, HostError>) -> &Self {
-        self.results
-            .borrow_mut()
-            .insert(source.to_string(), result);
+        self.results.borrow_mut().insert(source.to_string(), result);
         self
     }
     /// Sets a bool result for this expression source.
     pub fn eval_bool(&self, source: &str, value: bool) -> &Self {
         self.eval(source, Ok(vec![u8::from(value)]))
+    }
+    /// Sets an environment variable the VM sees.
+    pub fn set_env(&self, name: &str, value: &str) -> &Self {
+        self.env
+            .borrow_mut()
+            .insert(name.to_string(), value.to_string());
+        self
+    }
+    /// Current request header value (after the filter's changes).
+    pub fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.headers
+            .borrow()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+    }
+    /// Histogram samples recorded on the metric with this name.
+    pub fn samples(&self, name: &str) -> Vec<u64> {
+        let names = self.metric_names.borrow();
+        names
+            .iter()
+            .position(|(_, n)| n == name)
+            .and_then(|id| self.recorded.borrow().get(&(id as u32)).cloned())
+            .unwrap_or_default()
+    }
+    /// Names of every metric defined, in order.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metric_names
+            .borrow()
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect()
     }
     /// Makes compiling this source fail, as a CEL parse error would.
     pub fn reject(&self, source: &str) -> &Self {
@@ -116,6 +148,19 @@ impl Host for FakeHost {
             .get(&name.to_ascii_lowercase())
             .cloned())
     }
+    fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.headers
+            .borrow_mut()
+            .insert(name.to_ascii_lowercase(), value.to_vec());
+        Ok(())
+    }
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        self.headers.borrow_mut().remove(&name.to_ascii_lowercase());
+        Ok(())
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.env.borrow().get(name).cloned()
+    }
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.attributes
             .borrow_mut()
@@ -151,6 +196,32 @@ impl Host for FakeHost {
     }
     fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
         *self.metric_values.borrow_mut().entry(metric.0).or_insert(0) += by;
+        Ok(())
+    }
+    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
+        self.recorded
+            .borrow_mut()
+            .entry(metric.0)
+            .or_default()
+            .push(value);
+        Ok(())
+    }
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        Ok(match self.shared.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), *cas),
+            None => (None, 0),
+        })
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        let mut shared = self.shared.borrow_mut();
+        let current = shared.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && cas != current {
+            return Err(HostError::CasMismatch);
+        }
+        shared.insert(
+            key.to_string(),
+            (value.to_vec(), current.wrapping_add(1).max(1)),
+        );
         Ok(())
     }
     fn log(&self, level: LogLevel, message: &str) {

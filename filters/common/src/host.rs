@@ -91,6 +91,12 @@ pub trait Host {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
     /// Reads one request header as raw bytes (values need not be UTF-8).
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// Sets (replaces) a request header.
+    fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// Removes a request header (absent is not an error).
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError>;
+    /// An environment variable the VM was given (`vm_config.environment_variables`).
+    fn env_var(&self, name: &str) -> Option<String>;
     /// Writes filter state `wasm.<name>` (single-segment name, stream context only).
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Compiles a CEL expression with Envoy's engine (configure time only).
@@ -102,6 +108,14 @@ pub trait Host {
     fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError>;
     /// Adds `by` to a counter or gauge.
     fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError>;
+    /// Records a histogram sample (or sets a gauge).
+    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError>;
+    /// Reads shared data (shared by all VMs with the same `vm_id` in one
+    /// Envoy): the value and its compare-and-swap token.
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
+    /// Writes shared data; `cas` 0 writes unconditionally, otherwise the write
+    /// fails with [`HostError::CasMismatch`] if someone wrote in between.
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
     /// Logs one line through Envoy. Failures are ignored.
     fn log(&self, level: LogLevel, message: &str);
 }

@@ -27,6 +27,15 @@ impl Host for WasmHost {
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::get_request_header(name)
     }
+    fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_request_header(name, value)
+    }
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        hostcalls::remove_request_header(name)
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         hostcalls::set_attribute(name, value)
     }
@@ -51,6 +60,15 @@ impl Host for WasmHost {
     }
     fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
         hostcalls::increment_metric(metric.0, by)
+    }
+    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(metric.0, value)
+    }
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        hostcalls::get_shared_data(key)
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        hostcalls::set_shared_data(key, value, cas)
     }
     fn log(&self, level: LogLevel, message: &str) {
         hostcalls::log(level, message);

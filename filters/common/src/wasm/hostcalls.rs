@@ -58,6 +58,20 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -90,8 +104,7 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     let mut data = std::ptr::null_mut();
     let mut size = 0;
     // SAFETY: valid input slice and out-pointers.
-    let status =
-        unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
+    let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
     match HostError::check(status) {
         Ok(()) => Ok(take(data, size)),
         Err(HostError::NotFound) => Ok(None),
@@ -117,7 +130,13 @@ pub fn get_request_header(name: &str) -> Result<Option<Vec<u8>>, HostError> {
     let mut size = 0;
     // SAFETY: valid input slice and out-pointers.
     let status = unsafe {
-        proxy_get_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut size)
+        proxy_get_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
     };
     match HostError::check(status) {
         Ok(()) => Ok(take(data, size)),
@@ -144,7 +163,8 @@ pub fn set_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
 /// Removes a request header (absent is fine).
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     // SAFETY: valid slice.
-    let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    let status =
+        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
     match HostError::check(status) {
         Err(HostError::NotFound) => Ok(()),
         other => other,
@@ -202,4 +222,27 @@ pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Option<Vec<u8>>,
         )
     };
     HostError::check(status).map(|()| take(data, size))
+}
+
+/// Reads shared data: value (if any) and compare-and-swap token.
+pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    let mut cas = 0;
+    // SAFETY: valid input slice and out-pointers.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match HostError::check(status) {
+        Ok(()) => Ok((take(data, size), cas)),
+        Err(HostError::NotFound) => Ok((None, 0)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes shared data; `cas` 0 is unconditional, else `CasMismatch` on a race.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: valid slices.
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    HostError::check(status)
 }

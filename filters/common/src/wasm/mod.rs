@@ -6,8 +6,8 @@
 //! non-UTF-8 header values. [`hostcalls`] declares the imports itself with a
 //! plain `u32` status and maps every value to a `Result`.
 
-pub mod hostcalls;
 mod host;
+pub mod hostcalls;
 mod runtime;
 
 pub use host::WasmHost;

@@ -1,0 +1,311 @@
+//! The generated Envoy bootstrap.
+
+use crate::envoy::Envoy;
+use crate::Result;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// One Wasm HTTP filter: a module by name, its JSON configuration and the
+/// plugin settings a test may vary.
+#[derive(Debug, Clone)]
+pub struct Wasm {
+    module: PathBuf,
+    name: String,
+    root_id: String,
+    vm_id: String,
+    config: Option<String>,
+    failure_policy: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Wasm {
+    /// The project module `<name>.wasm` (see [`crate::paths::module`]),
+    /// plugin name, root id and VM id all `<name>`, no configuration.
+    pub fn new(name: &str) -> Self {
+        Wasm {
+            module: crate::paths::module(name),
+            name: name.to_string(),
+            root_id: name.to_string(),
+            vm_id: name.to_string(),
+            config: None,
+            failure_policy: None,
+            env: Vec::new(),
+        }
+    }
+    /// The plugin configuration, passed as a `StringValue` as Istio does.
+    pub fn config(mut self, json: impl Into<String>) -> Self {
+        self.config = Some(json.into());
+        self
+    }
+    /// Another module file.
+    pub fn module_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.module = path.into();
+        self
+    }
+    /// Plugin name (Istio: `<namespace>.<name>`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+    /// Root id (Istio: `pluginName`; may be empty).
+    pub fn root_id(mut self, id: &str) -> Self {
+        self.root_id = id.to_string();
+        self
+    }
+    /// VM id; filters with the same id and code share one VM per thread.
+    pub fn vm_id(mut self, id: &str) -> Self {
+        self.vm_id = id.to_string();
+        self
+    }
+    /// `FAIL_CLOSED`, `FAIL_OPEN` or `FAIL_RELOAD`.
+    pub fn failure_policy(mut self, policy: &str) -> Self {
+        self.failure_policy = Some(policy.to_string());
+        self
+    }
+    /// An environment variable the VM sees.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The `envoy.filters.http.wasm` filter entry.
+    pub fn to_filter(&self) -> Value {
+        let mut vm = json!({
+            "vm_id": self.vm_id,
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": { "local": { "filename": self.module } },
+        });
+        if !self.env.is_empty() {
+            let kv: serde_json::Map<String, Value> = self
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            vm["environment_variables"] = json!({ "key_values": kv });
+        }
+        let mut config = json!({ "name": self.name, "root_id": self.root_id, "vm_config": vm });
+        if let Some(c) = &self.config {
+            config["configuration"] =
+                json!({ "@type": "type.googleapis.com/google.protobuf.StringValue", "value": c });
+        }
+        if let Some(p) = &self.failure_policy {
+            config["failure_policy"] = json!(p);
+        }
+        json!({
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": config,
+            }
+        })
+    }
+}
+
+/// An HTTP filter in the chain: one of ours, or any raw Envoy filter (Lua,
+/// `set_filter_state`, …) for side-by-side tests.
+#[derive(Debug, Clone)]
+pub enum HttpFilter {
+    /// A Wasm filter.
+    Wasm(Wasm),
+    /// A filter entry as Envoy's JSON.
+    Raw(Value),
+}
+
+impl From<Wasm> for HttpFilter {
+    fn from(w: Wasm) -> Self {
+        HttpFilter::Wasm(w)
+    }
+}
+
+impl From<Value> for HttpFilter {
+    fn from(v: Value) -> Self {
+        HttpFilter::Raw(v)
+    }
+}
+
+/// Builds and starts an [`Envoy`].
+#[derive(Debug, Clone)]
+pub struct EnvoyBuilder {
+    pub(crate) filters: Vec<HttpFilter>,
+    pub(crate) concurrency: u32,
+    pub(crate) log_attributes: Vec<String>,
+    pub(crate) log_fields: Vec<(String, String)>,
+    pub(crate) stats_tags: Vec<(String, String)>,
+    pub(crate) hcm_extra: serde_json::Map<String, Value>,
+    pub(crate) clusters: Vec<Value>,
+    pub(crate) component_log_level: String,
+    pub(crate) direct_response: Option<u16>,
+}
+
+impl Default for EnvoyBuilder {
+    fn default() -> Self {
+        EnvoyBuilder {
+            filters: Vec::new(),
+            concurrency: 1,
+            log_attributes: Vec::new(),
+            log_fields: Vec::new(),
+            stats_tags: Vec::new(),
+            hcm_extra: serde_json::Map::new(),
+            clusters: Vec::new(),
+            component_log_level: "wasm:debug".to_string(),
+            direct_response: None,
+        }
+    }
+}
+
+impl EnvoyBuilder {
+    /// Appends a filter; filters run in the order added, router last.
+    pub fn filter(mut self, f: impl Into<HttpFilter>) -> Self {
+        self.filters.push(f.into());
+        self
+    }
+    /// Worker threads (`--concurrency`), default 1.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Prints filter state `wasm.<name>` in the access log, as
+    /// `attr.<name>` (`%FILTER_STATE(…:PLAIN)%`) and `cel.<name>`
+    /// (`%CEL(filter_state['wasm.<name>'])%`).
+    pub fn log_attribute(mut self, name: &str) -> Self {
+        self.log_attributes.push(name.to_string());
+        self
+    }
+    /// Adds an access-log field with any format string.
+    pub fn log_field(mut self, key: &str, format: &str) -> Self {
+        self.log_fields.push((key.to_string(), format.to_string()));
+        self
+    }
+    /// Adds a `stats_config.stats_tags` extractor.
+    pub fn stats_tag(mut self, tag: &str, regex: &str) -> Self {
+        self.stats_tags.push((tag.to_string(), regex.to_string()));
+        self
+    }
+    /// Sets a field of the HTTP connection manager (e.g. `tracing`).
+    pub fn hcm(mut self, key: &str, value: Value) -> Self {
+        self.hcm_extra.insert(key.to_string(), value);
+        self
+    }
+    /// Adds a cluster (e.g. a trace collector).
+    pub fn cluster(mut self, cluster: Value) -> Self {
+        self.clusters.push(cluster);
+        self
+    }
+    /// `--component-log-level`, default `wasm:debug`.
+    pub fn component_log_level(mut self, level: &str) -> Self {
+        self.component_log_level = level.to_string();
+        self
+    }
+    /// Answer every request from Envoy itself (`direct_response`) with this
+    /// code instead of proxying to the upstream (benchmarks).
+    pub fn direct_response(mut self, code: u16) -> Self {
+        self.direct_response = Some(code);
+        self
+    }
+    /// Starts Envoy and waits until it is ready.
+    pub fn start(self) -> Result<Envoy> {
+        Envoy::start(self)
+    }
+
+    /// The bootstrap for these ports and paths.
+    pub(crate) fn bootstrap(
+        &self,
+        admin_port: u16,
+        listener_port: u16,
+        upstream_port: u16,
+        access_log: &std::path::Path,
+    ) -> Value {
+        let mut log_format = serde_json::Map::new();
+        for (k, v) in [
+            ("test_id", "%REQ(X-TEST-ID)%"),
+            ("method", "%REQ(:METHOD)%"),
+            ("path", "%REQ(:PATH)%"),
+            ("code", "%RESPONSE_CODE%"),
+            ("details", "%RESPONSE_CODE_DETAILS%"),
+        ] {
+            log_format.insert(k.to_string(), json!(v));
+        }
+        for a in &self.log_attributes {
+            log_format.insert(
+                format!("attr.{a}"),
+                json!(format!("%FILTER_STATE(wasm.{a}:PLAIN)%")),
+            );
+            log_format.insert(
+                format!("cel.{a}"),
+                json!(format!("%CEL(filter_state['wasm.{a}'])%")),
+            );
+        }
+        for (k, v) in &self.log_fields {
+            log_format.insert(k.clone(), json!(v));
+        }
+        let mut http_filters: Vec<Value> = self
+            .filters
+            .iter()
+            .map(|f| match f {
+                HttpFilter::Wasm(w) => w.to_filter(),
+                HttpFilter::Raw(v) => v.clone(),
+            })
+            .collect();
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+        }));
+        let route = match self.direct_response {
+            Some(code) => json!({ "match": { "prefix": "/" },
+                                  "direct_response": { "status": code, "body": { "inline_string": "ok" } } }),
+            None => {
+                json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream", "timeout": "10s" } })
+            }
+        };
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress",
+            "common_http_protocol_options": { "max_headers_count": 500 },
+            "max_request_headers_kb": 96,
+            "route_config": { "name": "local", "virtual_hosts": [
+                { "name": "all", "domains": ["*"], "routes": [route] } ] },
+            "http_filters": http_filters,
+            "access_log": [{
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log,
+                    "log_format": { "json_format": log_format },
+                }
+            }],
+        });
+        for (k, v) in &self.hcm_extra {
+            hcm[k] = v.clone();
+        }
+        let mut clusters = vec![json!({
+            "name": "upstream",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": { "cluster_name": "upstream", "endpoints": [{ "lb_endpoints": [
+                { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream_port } } } } ] }] },
+        })];
+        clusters.extend(self.clusters.iter().cloned());
+        let stats_tags: Vec<Value> = self
+            .stats_tags
+            .iter()
+            .map(|(t, r)| json!({ "tag_name": t, "regex": r }))
+            .collect();
+        json!({
+            "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
+            "stats_flush_interval": "1s",
+            "stats_config": { "stats_tags": stats_tags },
+            "static_resources": {
+                "listeners": [{
+                    "name": "main",
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": listener_port } },
+                    "filter_chains": [{ "filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": hcm,
+                    }] }],
+                }],
+                "clusters": clusters,
+            },
+        })
+    }
+}

@@ -1,0 +1,373 @@
+//! A running Envoy process.
+
+use crate::bootstrap::EnvoyBuilder;
+use crate::client::{agent, RequestBuilder, Response};
+use crate::upstream::Upstream;
+use crate::{err, free_port, HarnessError, Result};
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A real Envoy with its upstream, stopped on drop.
+pub struct Envoy {
+    child: Child,
+    dir: Option<tempfile::TempDir>,
+    admin_port: u16,
+    listener_port: u16,
+    upstream: Upstream,
+    agent: ureq::Agent,
+    started: Instant,
+    ready_after: Duration,
+}
+
+impl Envoy {
+    /// A builder with one worker, no filters and the upstream behind it.
+    pub fn builder() -> EnvoyBuilder {
+        EnvoyBuilder::default()
+    }
+
+    pub(crate) fn start(builder: EnvoyBuilder) -> Result<Envoy> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(&builder) {
+                Ok(e) => return Ok(e),
+                // A port picked as free may have been taken meanwhile.
+                Err(e) if e.0.contains("ddress already in use") => last = e.0,
+                Err(e) => return Err(e),
+            }
+        }
+        err(last)
+    }
+
+    fn try_start(builder: &EnvoyBuilder) -> Result<Envoy> {
+        let upstream = Upstream::start()?;
+        let dir = tempfile::Builder::new()
+            .prefix("envoy-harness-")
+            .tempdir()
+            .map_err(|e| HarnessError(format!("temp dir: {e}")))?;
+        let (admin_port, listener_port) = (free_port()?, free_port()?);
+        let access_log = dir.path().join("access.log");
+        let bootstrap = builder.bootstrap(admin_port, listener_port, upstream.port(), &access_log);
+        let config = dir.path().join("envoy.json");
+        write(
+            &config,
+            &serde_json::to_string_pretty(&bootstrap).unwrap_or_default(),
+        )?;
+        let log = std::fs::File::create(dir.path().join("envoy.log"))
+            .map_err(|e| HarnessError(format!("log file: {e}")))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| HarnessError(format!("log file: {e}")))?;
+        let bin = crate::paths::envoy_bin();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-c")
+            .arg(&config)
+            .args(["--concurrency", &builder.concurrency.to_string()])
+            .arg("--disable-hot-restart")
+            .args(["--log-level", "info"])
+            .args(["--component-log-level", &builder.component_log_level])
+            .args(["--file-flush-interval-msec", "50"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Detach from the caller's session so a signal to the test's process
+        // group does not reach Envoy before we stop it ourselves.
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().map_err(|e| {
+            HarnessError(format!(
+                "cannot run Envoy at {}: {e} (run scripts/install-envoy.sh or set ENVOY_BIN)",
+                bin.display()
+            ))
+        })?;
+        let mut envoy = Envoy {
+            child,
+            dir: Some(dir),
+            admin_port,
+            listener_port,
+            upstream,
+            agent: agent(),
+            started,
+            ready_after: Duration::ZERO,
+        };
+        envoy.wait_ready(Duration::from_secs(60))?;
+        envoy.ready_after = started.elapsed();
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return err(format!(
+                    "Envoy exited during start-up ({status}):\n{}",
+                    self.log()
+                ));
+            }
+            if let Ok(body) = self.admin_get("/ready") {
+                if body.trim() == "LIVE" {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return err(format!(
+                    "Envoy not ready after {timeout:?}:\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The work directory (bootstrap, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new("."), |d| d.path())
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Time from spawning Envoy to the admin endpoint answering LIVE.
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
+    }
+
+    /// When Envoy was spawned.
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+
+    /// The listener's port.
+    pub fn port(&self) -> u16 {
+        self.listener_port
+    }
+
+    /// The admin port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// The upstream behind Envoy.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// A request to the listener; send it with [`RequestBuilder::send`].
+    pub fn request(&self, method: &str, path: &str) -> RequestBuilder {
+        RequestBuilder::new(
+            self.agent.clone(),
+            method,
+            format!("http://127.0.0.1:{}{path}", self.listener_port),
+        )
+    }
+
+    /// `GET path`, sent.
+    pub fn get(&self, path: &str) -> Result<Response> {
+        self.request("GET", path).send()
+    }
+
+    /// GET on the admin endpoint, body as text.
+    pub fn admin_get(&self, path: &str) -> Result<String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| HarnessError(format!("admin {path}: {e}")))?;
+        resp.body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| HarnessError(format!("admin {path}: {e}")))
+    }
+
+    /// POST on the admin endpoint (e.g. `/reset_counters`).
+    pub fn admin_post(&self, path: &str) -> Result<String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .send_empty()
+            .map_err(|e| HarnessError(format!("admin {path}: {e}")))?;
+        resp.body_mut()
+            .read_to_string()
+            .map_err(|e| HarnessError(format!("admin {path}: {e}")))
+    }
+
+    /// Value of one counter or gauge by full name (`wasmcustom.x`), `None` if
+    /// Envoy has no such stat.
+    pub fn stat(&self, name: &str) -> Result<Option<u64>> {
+        let filter = percent_encode(&format!("^{}$", regex_escape(name)));
+        let body = self.admin_get(&format!("/stats?format=json&filter={filter}"))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| HarnessError(format!("/stats: {e}: {body}")))?;
+        Ok(v["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["value"].as_u64()))
+    }
+
+    /// The `/stats/prometheus` page.
+    pub fn prometheus(&self) -> Result<String> {
+        self.admin_get("/stats/prometheus")
+    }
+
+    /// Envoy's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("envoy.log")).unwrap_or_default()
+    }
+
+    /// Log lines written by Wasm filters (`wasm log …`), message part only.
+    pub fn wasm_log_lines(&self) -> Vec<String> {
+        wasm_log_lines(&self.log())
+    }
+
+    /// Waits until Envoy's log has a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return Ok(line.to_string());
+            }
+            if Instant::now() > deadline {
+                return err(format!("no log line with {needle:?} after {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Every access-log entry so far.
+    pub fn access_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for the access-log entry of this response (by `x-test-id`).
+    pub fn access_log_entry(&self, resp: &Response) -> Result<Value> {
+        self.access_log_entry_for(&resp.test_id)
+    }
+
+    /// Waits for the access-log entry with this `test_id`.
+    pub fn access_log_entry_for(&self, test_id: &str) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self
+                .access_log()
+                .into_iter()
+                .find(|e| e["test_id"] == test_id)
+            {
+                return Ok(e);
+            }
+            if Instant::now() > deadline {
+                return err(format!("no access-log entry for {test_id}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the access log has at least `n` entries.
+    pub fn wait_access_log_len(&self, n: usize, timeout: Duration) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.access_log();
+            if log.len() >= n {
+                return Ok(log);
+            }
+            if Instant::now() > deadline {
+                return err(format!("access log has {} of {n} entries", log.len()));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Stops Envoy (SIGTERM, then SIGKILL after 5 s) and returns its log.
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        self.log()
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: plain kill(2) on our child's pid.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.terminate();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(150).collect();
+            eprintln!("---- Envoy log (last {} lines) ----", tail.len());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            if let Some(dir) = self.dir.take() {
+                let kept: PathBuf = dir.keep();
+                eprintln!("---- bootstrap, logs kept in {} ----", kept.display());
+            }
+        }
+    }
+}
+
+/// The message part of Wasm log lines in an Envoy log
+/// (`… [wasm] wasm log <plugin> <root_id>: <message>`).
+pub fn wasm_log_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once("wasm log ").map(|(_, rest)| rest))
+        .map(|rest| rest.split_once(": ").map_or(rest, |(_, m)| m).to_string())
+        .collect()
+}
+
+fn write(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, body).map_err(|e| HarnessError(format!("{}: {e}", path.display())))
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

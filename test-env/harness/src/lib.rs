@@ -1,0 +1,58 @@
+//! A real-Envoy test harness for the project's Wasm filters.
+//!
+//! ```no_run
+//! use envoy_harness::{Envoy, Wasm};
+//! let envoy = Envoy::builder()
+//!     .filter(Wasm::new("attributegen").config(r#"{"attributes":[]}"#))
+//!     .log_attribute("istio_operationId")
+//!     .start()
+//!     .unwrap();
+//! let resp = envoy.request("GET", "/books").upstream_status(404).send().unwrap();
+//! assert_eq!(resp.status, 404);
+//! let line = envoy.access_log_entry(&resp).unwrap();
+//! println!("{}", line["attr.istio_operationId"]);
+//! ```
+//!
+//! Each [`Envoy`] gets free ports, its own temp dir, a generated bootstrap
+//! (filters in the order given, an upstream whose response code the request
+//! chooses, a JSON access log that prints filter state, the admin endpoint,
+//! short flush intervals). It is stopped when dropped, also when a test
+//! panics, and then its log is printed.
+
+mod bootstrap;
+mod client;
+mod envoy;
+pub mod paths;
+mod upstream;
+
+pub use bootstrap::{EnvoyBuilder, HttpFilter, Wasm};
+pub use client::{RequestBuilder, Response};
+pub use envoy::Envoy;
+pub use upstream::{RecordedRequest, Upstream};
+
+/// Errors of the harness: a message, with Envoy's log when there is one.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// Result type of the harness.
+pub type Result<T> = std::result::Result<T, HarnessError>;
+
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(HarnessError(msg.into()))
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(format!("no free port: {e}")))
+}
