@@ -44,7 +44,10 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
     let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
     let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
     let compiled = parse_json::<PluginConfig>(raw)
-        .map_err(|e| vec![e])
+        .map_err(|e| {
+            report(host, &e);
+            vec![e]
+        })
         .and_then(|config| compile(&config, host));
     match compiled {
         Ok(mut plan) => {
@@ -65,9 +68,6 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
             plan
         }
         Err(errors) => {
-            for e in &errors {
-                host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
-            }
             host.log(
                 LogLevel::Warn,
                 &format!(
@@ -88,19 +88,29 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
     }
 }
 
+/// Logs one configuration error as one line.
+fn report(host: &impl Host, e: &ConfigError) {
+    host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
+}
+
 /// Compiles every condition with Envoy's CEL; collects every error (not just
-/// the first) so a validation run reports them all.
+/// the first) so a validation run reports them all. Each error is logged as
+/// it is found, so it directly follows Envoy's own CEL parser message.
 pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let mut fail = |e: ConfigError| {
+        report(host, &e);
+        errors.push(e);
+    };
     let mut generators = Vec::with_capacity(config.attributes.len());
     for (i, attr) in config.attributes.iter().enumerate() {
         if attr.output_attribute.is_empty() {
-            errors.push(ConfigError::new(
+            fail(ConfigError::new(
                 format!("attributes[{i}].output_attribute"),
                 "must not be empty",
             ));
         } else if attr.output_attribute.contains('\0') {
-            errors.push(ConfigError::new(
+            fail(ConfigError::new(
                 format!("attributes[{i}].output_attribute"),
                 "must not contain a NUL character",
             ));
@@ -113,12 +123,12 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<Conf
                 match host.compile(&m.condition) {
                     Ok(expr) => Some(expr),
                     Err(e) => {
-                        errors.push(ConfigError::new(
+                        fail(ConfigError::new(
                             format!("attributes[{i}].match[{j}].condition"),
                             format!(
                                 "CEL expression {:?} of attribute \"{}\" does not compile ({e}); \
-                                 Envoy's \"expr_create parse error\" line just before this one \
-                                 gives the position",
+                                 the CEL parser's message, with the position, is Envoy's log \
+                                 line just before this one",
                                 m.condition, attr.output_attribute
                             ),
                         ));

@@ -100,6 +100,7 @@ pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .allow_non_standard_methods(true)
+        .max_redirects(0)
         .timeout_global(Some(std::time::Duration::from_secs(15)))
         .build()
         .into()
