@@ -108,7 +108,13 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, received: &Mutex<Vec<Rec
                 });
             }
         }
-        let _ = request.respond(tiny_http::Response::from_string("ok").with_status_code(status));
+        // 204 and 304 carry no body.
+        let body = if status == 204 || status == 304 {
+            ""
+        } else {
+            "ok"
+        };
+        let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(status));
     }
 }
 
