@@ -9,7 +9,8 @@ const CONFIG_ERRORS: &str = "wasmcustom.wasm_filter.attributegen.type.config.err
 const RUNTIME_ERRORS: &str = "wasmcustom.wasm_filter.attributegen.type.runtime.error_count";
 
 fn vectors() -> Value {
-    let path = envoy_harness::paths::workspace_root().join("test-env/testdata/attributegen-test-vectors.json");
+    let path = envoy_harness::paths::workspace_root()
+        .join("test-env/testdata/attributegen-test-vectors.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -23,7 +24,11 @@ fn attributegen(config: &str, log_attrs: &[&str]) -> Envoy {
 
 /// Sends a request; returns (status, its access-log entry).
 fn send(envoy: &Envoy, method: &str, path: &str, upstream_status: u16) -> Value {
-    let resp = envoy.request(method, path).upstream_status(upstream_status).send().unwrap();
+    let resp = envoy
+        .request(method, path)
+        .upstream_status(upstream_status)
+        .send()
+        .unwrap();
     assert_eq!(resp.status, upstream_status, "{method} {path}");
     envoy.access_log_entry(&resp).unwrap()
 }
@@ -35,29 +40,51 @@ fn istio_unit_vectors() {
     let v = vectors();
     for case in v["unit"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let Some(request) = case.get("request") else { continue }; // config-error vectors: below
+        let Some(request) = case.get("request") else {
+            continue;
+        }; // config-error vectors: below
         let config = match case.get("config_ref") {
             Some(r) => v["configs"][r.as_str().unwrap()].clone(),
             None => case["config"].clone(),
         };
         let expect = &case["expect"];
-        let key = expect["key"].as_str().unwrap().strip_prefix("wasm.").unwrap();
+        let key = expect["key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("wasm.")
+            .unwrap();
         let envoy = attributegen(&config.to_string(), &[key]);
         let method = request[":method"].as_str().unwrap_or("GET");
         let path = request[":path"].as_str().unwrap();
-        let status: u16 = case["response"][":status"].as_str().unwrap().parse().unwrap();
+        let status: u16 = case["response"][":status"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let entry = send(&envoy, method, path, status);
         let got = &entry[format!("attr.{key}")];
         if expect["found"].as_bool().unwrap() {
             assert_eq!(got, &expect["value"], "{name}: {entry}");
-            assert_eq!(entry[format!("cel.{key}")], expect["value"], "{name}: CEL view");
+            assert_eq!(
+                entry[format!("cel.{key}")],
+                expect["value"],
+                "{name}: CEL view"
+            );
         } else {
             assert!(got.is_null(), "{name}: expected no value, got {got}");
         }
         let runtime = envoy.stat(RUNTIME_ERRORS).unwrap();
-        let want_runtime = u64::from(expect["runtime_error_count_increments"].as_bool().unwrap_or(false));
+        let want_runtime = u64::from(
+            expect["runtime_error_count_increments"]
+                .as_bool()
+                .unwrap_or(false),
+        );
         assert_eq!(runtime, Some(want_runtime), "{name}: runtime errors");
-        assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0), "{name}: config errors");
+        assert_eq!(
+            envoy.stat(CONFIG_ERRORS).unwrap(),
+            Some(0),
+            "{name}: config errors"
+        );
     }
 }
 
@@ -89,19 +116,36 @@ fn istio_config_error_vectors() {
         }
         assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(4), "{name}");
         let lines = envoy.wasm_log_lines();
-        let errors: Vec<&String> = lines.iter().filter(|l| l.contains("Config Error")).collect();
+        let errors: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("Config Error"))
+            .collect();
         assert!(!errors.is_empty(), "{name}: no Config Error line");
         if name.starts_with("BadExpr") {
-            assert!(errors[0].contains("attributes[0].match[0].condition"), "{errors:?}");
+            assert!(
+                errors[0].contains("attributes[0].match[0].condition"),
+                "{errors:?}"
+            );
             assert!(errors[0].contains("if a = b then return"), "{errors:?}");
             assert!(errors[0].contains("\"istio.operationId\""), "{errors:?}");
             // Envoy's parser message comes right before our line
             let log = envoy.log();
             let lines: Vec<&str> = log.lines().collect();
-            let ours = lines.iter().position(|l| l.contains("Config Error: attributes[0]")).unwrap();
-            assert!(lines[..ours].iter().rev().find(|l| l.starts_with('[')).unwrap().contains("expr_create parse error"));
+            let ours = lines
+                .iter()
+                .position(|l| l.contains("Config Error: attributes[0]"))
+                .unwrap();
+            assert!(lines[..ours]
+                .iter()
+                .rev()
+                .find(|l| l.starts_with('['))
+                .unwrap()
+                .contains("expr_create parse error"));
         } else {
-            assert!(errors[0].contains("$: invalid JSON") && errors[0].contains("line 1 column"), "{errors:?}");
+            assert!(
+                errors[0].contains("$: invalid JSON") && errors[0].contains("line 1 column"),
+                "{errors:?}"
+            );
         }
     }
 }
@@ -129,7 +173,14 @@ fn istio_e2e_attributegen() {
 fn istio_integration_customize_metrics() {
     let v = vectors();
     let config = v["e2e_istio_integration_TestCustomizeMetrics"]["plugin_config"].to_string();
-    let envoy = attributegen(&config, &["istio_responseClass", "istio_operationId", "istio_grpcResponseStatus"]);
+    let envoy = attributegen(
+        &config,
+        &[
+            "istio_responseClass",
+            "istio_operationId",
+            "istio_grpcResponseStatus",
+        ],
+    );
     let e = send(&envoy, "GET", "/", 200);
     assert_eq!(e["attr.istio_responseClass"], "2xx");
     assert_eq!(e["attr.istio_operationId"], "getoperation");
@@ -153,7 +204,10 @@ fn classify_metrics_example() {
             {"value": "503", "condition": "response.code == 503"},
             {"value": "5xx", "condition": "response.code >= 500 && response.code <= 599"},
             {"value": "4xx", "condition": "response.code >= 400 && response.code <= 499"}]}]});
-    let envoy = attributegen(&config.to_string(), &["istio_operationId", "istio_responseClass"]);
+    let envoy = attributegen(
+        &config.to_string(),
+        &["istio_operationId", "istio_responseClass"],
+    );
     for (method, path, code, op, class) in [
         ("GET", "/reviews", 200, Some("ListReviews"), "2xx"),
         ("GET", "/reviews?page=2", 200, Some("ListReviews"), "2xx"),
@@ -170,9 +224,15 @@ fn classify_metrics_example() {
         let e = send(&envoy, method, path, code);
         match op {
             Some(op) => assert_eq!(e["attr.istio_operationId"], op, "{method} {path}"),
-            None => assert!(e["attr.istio_operationId"].is_null(), "{method} {path}: {e}"),
+            None => assert!(
+                e["attr.istio_operationId"].is_null(),
+                "{method} {path}: {e}"
+            ),
         }
-        assert_eq!(e["attr.istio_responseClass"], class, "{method} {path} {code}");
+        assert_eq!(
+            e["attr.istio_responseClass"], class,
+            "{method} {path} {code}"
+        );
         // Istio >= 1.24's Telemetry expression reads the same value
         assert_eq!(e["cel.istio_responseClass"], class);
     }
@@ -209,7 +269,12 @@ fn on_request_versus_after_response() {
         {"output_attribute": "saw_late", "phase": "ON_REQUEST", "match": [{"value": "yes", "condition": "late == b'ListBooks'"}]}]});
     let envoy = Envoy::builder()
         .filter(Wasm::new("attributegen").config(first.to_string()))
-        .filter(Wasm::new("attributegen").name("second").root_id("second").config(second.to_string()))
+        .filter(
+            Wasm::new("attributegen")
+                .name("second")
+                .root_id("second")
+                .config(second.to_string()),
+        )
         .log_attribute("early")
         .log_attribute("late")
         .log_attribute("early_response")
@@ -222,7 +287,10 @@ fn on_request_versus_after_response() {
     assert_eq!(e["attr.early"], "ListBooks");
     assert_eq!(e["attr.late"], "ListBooks");
     assert_eq!(e["attr.saw_early"], "yes");
-    assert!(e["attr.saw_late"].is_null(), "AFTER_RESPONSE value visible on request: {e}");
+    assert!(
+        e["attr.saw_late"].is_null(),
+        "AFTER_RESPONSE value visible on request: {e}"
+    );
     // response.code is absent on request headers: an evaluation error
     assert!(e["attr.early_response"].is_null());
     assert_eq!(e["attr.late_response"], "ok");
@@ -241,7 +309,12 @@ fn lenient_json_and_debug_logging() {
         .unwrap();
     let e = send(&envoy, "GET", "/x", 200);
     assert_eq!(e["attr.op"], "Any");
-    envoy.wait_for_log("attributegen: set wasm.op = \"Any\"", Duration::from_secs(5)).unwrap();
+    envoy
+        .wait_for_log(
+            "attributegen: set wasm.op = \"Any\"",
+            Duration::from_secs(5),
+        )
+        .unwrap();
     assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0));
 }
 
@@ -249,12 +322,21 @@ fn lenient_json_and_debug_logging() {
 /// no attributes, no errors, and the start-up line names the build.
 #[test]
 fn empty_configuration() {
-    let envoy = Envoy::builder().filter(Wasm::new("attributegen")).log_attribute("istio_operationId").start().unwrap();
+    let envoy = Envoy::builder()
+        .filter(Wasm::new("attributegen"))
+        .log_attribute("istio_operationId")
+        .start()
+        .unwrap();
     let e = send(&envoy, "GET", "/books", 200);
     assert!(e["attr.istio_operationId"].is_null());
     assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0));
     let lines = envoy.wasm_log_lines();
-    assert!(lines.iter().any(|l| l.starts_with("attributegen 0.1.0 (build ")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("attributegen 0.1.0 (build ")),
+        "{lines:?}"
+    );
 }
 
 /// Two generators writing one attribute: the last one wins.
@@ -278,7 +360,11 @@ fn runtime_errors_are_counted_and_throttled() {
         send(&envoy, "GET", "/", 200);
     }
     assert_eq!(envoy.stat(RUNTIME_ERRORS).unwrap(), Some(40));
-    let logged = envoy.wasm_log_lines().iter().filter(|l| l.contains("runtime error")).count();
+    let logged = envoy
+        .wasm_log_lines()
+        .iter()
+        .filter(|l| l.contains("runtime error"))
+        .count();
     assert_eq!(logged, 6, "logged at 1, 2, 4, 8, 16, 32");
 }
 
@@ -291,14 +377,19 @@ fn validate(config: &str) -> (i32, String) {
         .arg(&file)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// The validate command: 0 on a good config; on a bad one every error with
 /// its JSON path and the CEL parser's position, exit code 1.
 #[test]
 fn validate_command() {
-    let (code, out) = validate(r#"{"attributes":[{"output_attribute":"op","match":[{"value":"a","condition":"request.method == 'GET'"}]}]}"#);
+    let (code, out) = validate(
+        r#"{"attributes":[{"output_attribute":"op","match":[{"value":"a","condition":"request.method == 'GET'"}]}]}"#,
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("valid attributegen configuration"), "{out}");
 
@@ -318,6 +409,9 @@ fn validate_command() {
 
     let (code, out) = validate(r#"{"attributes":[{"output_attribute":"op","phase":"LATER"}]}"#);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("attributes[0].phase: unknown phase \"LATER\""), "{out}");
+    assert!(
+        out.contains("attributes[0].phase: unknown phase \"LATER\""),
+        "{out}"
+    );
     assert!(out.contains("line 1 column"), "{out}");
 }

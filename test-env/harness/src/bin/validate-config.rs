@@ -7,7 +7,8 @@ use envoy_harness::{Envoy, Wasm};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: validate-config --filter <attributegen|get_calls|trace_tags> <config.json | ->";
+const USAGE: &str =
+    "usage: validate-config --filter <attributegen|get_calls|trace_tags> <config.json | ->";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,7 +65,11 @@ fn main() -> ExitCode {
         for e in &errors {
             println!("{file}: {e}");
         }
-        println!("{file}: INVALID ({} problem{})", errors.len(), if errors.len() == 1 { "" } else { "s" });
+        println!(
+            "{file}: INVALID ({} problem{})",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        );
         ExitCode::from(1)
     }
 }
@@ -93,7 +98,9 @@ fn report(log: &str) -> Vec<String> {
         };
         in_parse_error = false;
         let msg = rest.split_once(": ").map_or(rest, |(_, m)| m);
-        let Some((_, err)) = msg.split_once("Config Error: ") else { continue };
+        let Some((_, err)) = msg.split_once("Config Error: ") else {
+            continue;
+        };
         if err.starts_with("configuration rejected") {
             continue;
         }
