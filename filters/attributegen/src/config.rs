@@ -34,13 +34,17 @@ pub struct AttributeGeneration {
     pub matches: Vec<Match>,
 }
 
-/// A condition and the value written when it is true.
+/// A condition (or a route template) and the value written when it matches.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Match {
     /// CEL expression; empty means always true.
     #[serde(deserialize_with = "nullable")]
     pub condition: String,
+    /// Route template `[METHOD ]PATH` instead of a condition (an extension of
+    /// Istio's schema; see [`crate::templates`]).
+    #[serde(deserialize_with = "nullable")]
+    pub template: String,
     /// Value written when the condition is true.
     #[serde(deserialize_with = "nullable")]
     pub value: String,

@@ -3,6 +3,7 @@
 use crate::config::Phase;
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
+use filter_common::view::RequestView;
 use filter_common::wasm::{self, hostcalls, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -52,11 +53,17 @@ impl Context for AttributeGenStream {}
 
 impl HttpContext for AttributeGenStream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.plan.run(Phase::OnRequest, &WasmHost);
+        if self.plan.runs_in(Phase::OnRequest) {
+            self.plan
+                .run(Phase::OnRequest, &RequestView::new(&WasmHost));
+        }
         Action::Continue
     }
 
     fn on_log(&mut self) {
-        self.plan.run(Phase::AfterResponse, &WasmHost);
+        if self.plan.runs_in(Phase::AfterResponse) {
+            self.plan
+                .run(Phase::AfterResponse, &RequestView::new(&WasmHost));
+        }
     }
 }

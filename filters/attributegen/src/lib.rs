@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod plan;
+pub mod templates;
 
 // The adapter is left out of test builds so the unit tests also run as a
 // plain WASI program (scripts/test.sh runs them under Node's WASI).

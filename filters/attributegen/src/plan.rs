@@ -1,11 +1,13 @@
 //! Compiling a configuration into generators, and running them per request.
 
 use crate::config::{Phase, PluginConfig};
+use crate::templates::{Entry, Template, TemplateGroup};
 use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
 use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
 use filter_common::throttle::LogThrottle;
+use filter_common::view::RequestView;
 
 /// Counter of rejected configurations (Istio's name; +1 per rejected
 /// configuration per VM).
@@ -13,18 +15,25 @@ pub const CONFIG_ERRORS: &str = "wasm_filter.attributegen.type.config.error_coun
 /// Counter of conditions that failed to evaluate or did not return a bool.
 pub const RUNTIME_ERRORS: &str = "wasm_filter.attributegen.type.runtime.error_count";
 
-/// One arm of a generator's `match` list.
-struct Arm {
-    /// `None` for an empty condition: always true.
-    condition: Option<Expression>,
-    value: String,
+/// One step of a generator's `match` list.
+enum Step {
+    /// A CEL entry; `condition` is `None` for an empty one (always true).
+    Cel {
+        condition: Option<Expression>,
+        value: String,
+    },
+    /// Consecutive template entries, answered by the most specific one.
+    Templates {
+        group: TemplateGroup,
+        values: Vec<String>,
+    },
 }
 
 /// One entry of `attributes`, compiled.
 struct Generator {
     phase: Phase,
     output: String,
-    arms: Vec<Arm>,
+    steps: Vec<Step>,
 }
 
 /// A compiled configuration: immutable, shared by every stream of a VM.
@@ -57,10 +66,10 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
                     host.log(
                         LogLevel::Debug,
                         &format!(
-                            "{FILTER_NAME}: added generator for \"{}\" ({:?}, {} matches)",
+                            "{FILTER_NAME}: added generator for \"{}\" ({:?}, {} steps)",
                             g.output,
                             g.phase,
-                            g.arms.len()
+                            g.steps.len()
                         ),
                     );
                 }
@@ -115,16 +124,58 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<Conf
                 "must not contain a NUL character",
             ));
         }
-        let mut arms = Vec::with_capacity(attr.matches.len());
+        let mut steps = Vec::with_capacity(attr.matches.len());
+        let mut pending: Vec<(usize, Template, &str)> = Vec::new();
+        let mut earlier_shapes: Vec<(String, usize)> = Vec::new();
+        let mut always_true: Option<usize> = None;
         for (j, m) in attr.matches.iter().enumerate() {
+            let at = |field: &str| format!("attributes[{i}].match[{j}].{field}");
+            if !m.template.trim().is_empty() {
+                if !m.condition.trim().is_empty() {
+                    fail(ConfigError::new(
+                        format!("attributes[{i}].match[{j}]"),
+                        "set either condition or template, not both",
+                    ));
+                    continue;
+                }
+                let template = match Template::parse(&m.template) {
+                    Ok(t) => t,
+                    Err(reason) => {
+                        fail(ConfigError::new(
+                            at("template"),
+                            format!("{:?}: {reason}", m.template),
+                        ));
+                        continue;
+                    }
+                };
+                if let Some(k) = always_true {
+                    fail(ConfigError::new(
+                        at("template"),
+                        format!("{:?} can never match: match[{k}] before it has an empty condition, which always matches", m.template),
+                    ));
+                    continue;
+                }
+                let shape = template.shape();
+                if let Some((_, k)) = earlier_shapes.iter().find(|(s, _)| *s == shape) {
+                    fail(ConfigError::new(
+                        at("template"),
+                        format!("{:?} can never match: match[{k}] in an earlier group has the same template", m.template),
+                    ));
+                    continue;
+                }
+                pending.push((j, template, &m.value));
+                continue;
+            }
+            flush_templates(i, &mut pending, &mut steps, &mut earlier_shapes, &mut fail);
             let condition = if m.condition.trim().is_empty() {
+                always_true.get_or_insert(j);
                 None
             } else {
                 match host.compile(&m.condition) {
                     Ok(expr) => Some(expr),
                     Err(e) => {
                         fail(ConfigError::new(
-                            format!("attributes[{i}].match[{j}].condition"),
+                            at("condition"),
                             format!(
                                 "CEL expression {:?} of attribute \"{}\" does not compile ({e}); \
                                  the CEL parser's message, with the position, is Envoy's log \
@@ -136,15 +187,16 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<Conf
                     }
                 }
             };
-            arms.push(Arm {
+            steps.push(Step::Cel {
                 condition,
                 value: m.value.clone(),
             });
         }
+        flush_templates(i, &mut pending, &mut steps, &mut earlier_shapes, &mut fail);
         generators.push(Generator {
             phase: attr.phase,
             output: attr.output_attribute.clone(),
-            arms,
+            steps,
         });
     }
     if errors.is_empty() {
@@ -156,6 +208,46 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<Conf
     } else {
         Err(errors)
     }
+}
+
+/// Compiles the pending run of template entries into one step.
+fn flush_templates(
+    attr: usize,
+    pending: &mut Vec<(usize, Template, &str)>,
+    steps: &mut Vec<Step>,
+    earlier_shapes: &mut Vec<(String, usize)>,
+    fail: &mut impl FnMut(ConfigError),
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let entries: Vec<Entry> = pending
+        .iter()
+        .enumerate()
+        .map(|(answer, (_, template, _))| Entry {
+            template: template.clone(),
+            answer,
+        })
+        .collect();
+    earlier_shapes.extend(pending.iter().map(|(j, t, _)| (t.shape(), *j)));
+    match TemplateGroup::build(&entries) {
+        Ok(group) => {
+            steps.push(Step::Templates {
+                group,
+                values: pending.iter().map(|(_, _, v)| v.to_string()).collect(),
+            });
+        }
+        Err(errors) => {
+            for (k, reason) in errors {
+                let j = pending.get(k).map_or(0, |(j, _, _)| *j);
+                fail(ConfigError::new(
+                    format!("attributes[{attr}].match[{j}].template"),
+                    reason,
+                ));
+            }
+        }
+    }
+    pending.clear();
 }
 
 impl Plan {
@@ -176,70 +268,82 @@ impl Plan {
 
     /// Runs the generators of `phase` in order, writing matched values.
     /// Returns the number of attributes written.
-    pub fn run(&self, phase: Phase, host: &impl Host) -> usize {
+    pub fn run<H: Host>(&self, phase: Phase, view: &RequestView<'_, H>) -> usize {
+        let host = view.host();
         let mut written = 0;
         for g in self.generators.iter().filter(|g| g.phase == phase) {
-            for (j, arm) in g.arms.iter().enumerate() {
-                let hit = match &arm.condition {
-                    None => true,
-                    Some(expr) => {
+            for step in &g.steps {
+                let value = match step {
+                    Step::Cel {
+                        condition: None,
+                        value,
+                    } => value,
+                    Step::Cel {
+                        condition: Some(expr),
+                        value,
+                    } => {
                         match host.evaluate(expr).map(|r| cel::as_bool(&r)) {
-                            Ok(Ok(b)) => b,
+                            Ok(Ok(true)) => value,
+                            Ok(Ok(false)) => continue,
                             // Istio: an error or a non-bool abandons this
                             // generator; later matches are not tried.
                             Ok(Err(e)) => {
-                                self.runtime_error(host, g, j, &e.to_string());
+                                self.runtime_error(host, g, expr.source(), &e.to_string());
                                 break;
                             }
                             Err(e) => {
-                                self.runtime_error(host, g, j, &format!("evaluation failed ({e})"));
+                                self.runtime_error(
+                                    host,
+                                    g,
+                                    expr.source(),
+                                    &format!("evaluation failed ({e})"),
+                                );
                                 break;
                             }
                         }
                     }
-                };
-                if hit {
-                    match host.set_attribute(&g.output, arm.value.as_bytes()) {
-                        Ok(()) => {
-                            written += 1;
-                            if self.debug {
-                                host.log(
-                                    LogLevel::Debug,
-                                    &format!(
-                                        "{FILTER_NAME}: set wasm.{} = {:?}",
-                                        g.output, arm.value
-                                    ),
-                                );
-                            }
+                    Step::Templates { group, values } => {
+                        let (Some(method), Some(path)) = (view.method(), view.url_path()) else {
+                            continue;
+                        };
+                        match group.lookup(method, path).and_then(|a| values.get(a)) {
+                            Some(value) => value,
+                            None => continue,
                         }
-                        Err(e) => self.runtime_error(
-                            host,
-                            g,
-                            j,
-                            &format!("writing the attribute failed ({e})"),
-                        ),
                     }
-                    break;
+                };
+                match host.set_attribute(&g.output, value.as_bytes()) {
+                    Ok(()) => {
+                        written += 1;
+                        if self.debug {
+                            host.log(
+                                LogLevel::Debug,
+                                &format!("{FILTER_NAME}: set wasm.{} = {:?}", g.output, value),
+                            );
+                        }
+                    }
+                    Err(e) => self.runtime_error(
+                        host,
+                        g,
+                        "",
+                        &format!("writing the attribute failed ({e})"),
+                    ),
                 }
+                break;
             }
         }
         written
     }
 
-    fn runtime_error(&self, host: &impl Host, g: &Generator, arm: usize, why: &str) {
+    fn runtime_error(&self, host: &impl Host, g: &Generator, source: &str, why: &str) {
         if let Some(id) = self.runtime_errors {
             let _ = host.increment(id, 1);
         }
         if let Some(n) = self.throttle.hit() {
-            let source = g
-                .arms
-                .get(arm)
-                .and_then(|a| a.condition.as_ref())
-                .map_or("", |e| e.source());
             host.log(
                 LogLevel::Warn,
                 &format!(
-                    "{FILTER_NAME}: attribute \"{}\" match[{arm}] condition {source:?}: {why}; \
+                    "{FILTER_NAME}: attribute \"{}\" condition {source:?}: {why}; \
                      attribute skipped ({n} runtime error{} so far in this VM, logged at powers of two)",
                     g.output,
                     if n == 1 { "" } else { "s" }
@@ -254,6 +358,7 @@ mod tests {
     use super::*;
     use filter_common::fake::FakeHost;
     use filter_common::host::HostError;
+    use filter_common::view::RequestView;
 
     const OPS: &str = r#"{"attributes":[{"output_attribute":"istio_operationId","match":[
         {"value":"ListBooks","condition":"list"},
@@ -264,12 +369,16 @@ mod tests {
         configure(Some(raw.as_bytes()), host)
     }
 
+    fn run(p: &Plan, phase: Phase, host: &FakeHost) -> usize {
+        p.run(phase, &RequestView::new(host))
+    }
+
     #[test]
     fn first_true_match_wins() {
         let host = FakeHost::new();
         host.eval_bool("list", false).eval_bool("get", true);
         let p = plan(&host, OPS);
-        assert_eq!(p.run(Phase::AfterResponse, &host), 1);
+        assert_eq!(run(&p, Phase::AfterResponse, &host), 1);
         assert_eq!(host.attribute("istio_operationId").unwrap(), b"GetBook");
     }
 
@@ -278,7 +387,7 @@ mod tests {
         let host = FakeHost::new();
         host.eval_bool("list", false).eval_bool("get", false);
         let p = plan(&host, OPS);
-        p.run(Phase::AfterResponse, &host);
+        run(&p, Phase::AfterResponse, &host);
         assert_eq!(host.attribute("istio_operationId").unwrap(), b"Other");
     }
 
@@ -288,11 +397,14 @@ mod tests {
         host.eval("list", Err(HostError::InternalFailure))
             .eval_bool("get", true);
         let p = plan(&host, OPS);
-        assert_eq!(p.run(Phase::AfterResponse, &host), 0);
+        assert_eq!(run(&p, Phase::AfterResponse, &host), 0);
         assert_eq!(host.attribute("istio_operationId"), None);
         assert_eq!(host.metric(RUNTIME_ERRORS), 1);
         let warn = host.logs_at_least(LogLevel::Warn);
-        assert!(warn[0].contains("match[0] condition \"list\""), "{warn:?}");
+        assert!(
+            warn[0].contains("\"istio_operationId\" condition \"list\""),
+            "{warn:?}"
+        );
     }
 
     #[test]
@@ -301,7 +413,7 @@ mod tests {
         host.eval("list", Ok(b"/status/207".to_vec()))
             .eval_bool("get", true);
         let p = plan(&host, OPS);
-        p.run(Phase::AfterResponse, &host);
+        run(&p, Phase::AfterResponse, &host);
         assert_eq!(host.attribute("istio_operationId"), None);
         assert_eq!(host.metric(RUNTIME_ERRORS), 1);
     }
@@ -311,7 +423,7 @@ mod tests {
         let host = FakeHost::new();
         let p = plan(&host, OPS); // "list" has no result: InternalFailure
         for _ in 0..100 {
-            p.run(Phase::AfterResponse, &host);
+            run(&p, Phase::AfterResponse, &host);
         }
         assert_eq!(host.metric(RUNTIME_ERRORS), 100);
         assert_eq!(host.logs_at_least(LogLevel::Warn).len(), 7); // 1,2,4,..,64
@@ -325,7 +437,7 @@ mod tests {
             &host,
             r#"{"attributes":[{"output_attribute":"x","match":[{"value":"A","condition":"a"}]}]}"#,
         );
-        assert_eq!(p.run(Phase::AfterResponse, &host), 0);
+        assert_eq!(run(&p, Phase::AfterResponse, &host), 0);
         assert!(host.attribute_writes().is_empty());
     }
 
@@ -340,10 +452,10 @@ mod tests {
                 {"output_attribute":"y","phase":"ON_REQUEST","match":[{"value":"early"}]}]}"#,
         );
         assert!(p.runs_in(Phase::OnRequest) && p.runs_in(Phase::AfterResponse));
-        assert_eq!(p.run(Phase::OnRequest, &host), 1);
+        assert_eq!(run(&p, Phase::OnRequest, &host), 1);
         assert_eq!(host.attribute("y").unwrap(), b"early");
         assert_eq!(host.attribute("x"), None);
-        assert_eq!(p.run(Phase::AfterResponse, &host), 2);
+        assert_eq!(run(&p, Phase::AfterResponse, &host), 2);
         assert_eq!(host.attribute("x").unwrap(), b"second");
     }
 
@@ -388,6 +500,91 @@ mod tests {
         assert!(p.is_empty());
         let warn = host.logs_at_least(LogLevel::Warn);
         assert!(warn[0].contains("attributes[0].output_attribute: must not be empty"));
+    }
+
+    const MIXED: &str = r#"{"attributes":[{"output_attribute":"op","match":[
+        {"value":"Health","condition":"health"},
+        {"value":"GetBook","template":"GET /shelves/{shelf}/books/{book}"},
+        {"value":"Featured","template":"GET /shelves/{shelf}/books/featured"},
+        {"value":"AnyBook","template":"/shelves/{shelf}/books/{book}"},
+        {"value":"ListBooks","template":"GET /books"},
+        {"value":"Late","condition":"late"},
+        {"value":"Slash","template":"GET /books/"}]}]}"#;
+
+    fn request(host: &FakeHost, method: &str, path: &str) {
+        host.reset_stream();
+        host.set_header(":method", method.as_bytes());
+        host.set_header(":path", path.as_bytes());
+    }
+
+    #[test]
+    fn templates_most_specific_in_group_and_first_match_across() {
+        let host = FakeHost::new();
+        host.eval_bool("health", false).eval_bool("late", true);
+        let p = plan(&host, MIXED);
+        assert!(!p.is_empty(), "{:?}", host.logs());
+        for (method, path, want) in [
+            ("GET", "/shelves/s1/books/b2?x=1", "GetBook"),
+            ("GET", "/shelves/s1/books/featured", "Featured"),
+            ("DELETE", "/shelves/s1/books/b2", "AnyBook"),
+            ("GET", "/books", "ListBooks"),
+            ("GET", "/books/", "Late"), // CEL entry before the later group wins
+            ("POST", "/books", "Late"),
+        ] {
+            request(&host, method, path);
+            run(&p, Phase::AfterResponse, &host);
+            assert_eq!(
+                host.attribute("op").unwrap(),
+                want.as_bytes(),
+                "{method} {path}"
+            );
+        }
+        host.eval_bool("health", true);
+        request(&host, "GET", "/books");
+        run(&p, Phase::AfterResponse, &host);
+        assert_eq!(host.attribute("op").unwrap(), b"Health");
+    }
+
+    #[test]
+    fn template_errors_name_the_entry() {
+        let host = FakeHost::new();
+        let p = plan(
+            &host,
+            r#"{"attributes":[{"output_attribute":"op","match":[
+                {"value":"A","template":"GET /a/{x}"},
+                {"value":"B","template":"GET /a/{y}"},
+                {"value":"C","template":"get /c"},
+                {"value":"D","template":"GET /d?q=1"},
+                {"value":"E","template":"GET /e","condition":"true"},
+                {"value":"F","condition":"f"},
+                {"value":"G","template":"GET /a/{z}"},
+                {"value":"H"},
+                {"value":"I","template":"GET /i"}]}]}"#,
+        );
+        assert!(p.is_empty());
+        let warn = host.logs_at_least(LogLevel::Warn).join("\n");
+        assert!(warn.contains("match[1].template: collides"), "{warn}");
+        assert!(
+            warn.contains("match[2].template: \"get /c\": method"),
+            "{warn}"
+        );
+        assert!(
+            warn.contains("match[3].template: \"GET /d?q=1\": can never match"),
+            "{warn}"
+        );
+        assert!(
+            warn.contains("match[4]: set either condition or template"),
+            "{warn}"
+        );
+        assert!(
+            warn.contains("match[6].template: \"GET /a/{z}\" can never match: match[0]"),
+            "{warn}"
+        );
+        assert!(
+            warn.contains("match[8].template: \"GET /i\" can never match: match[7]"),
+            "{warn}"
+        );
+        assert!(warn.contains("configuration rejected (6 errors)"), "{warn}");
     }
 
     #[test]

@@ -415,3 +415,58 @@ fn validate_command() {
     );
     assert!(out.contains("line 1 column"), "{out}");
 }
+
+/// Route templates: Istio's operation.json rewritten as templates gives the
+/// same answers (trailing slash significant), the most specific template of
+/// a group wins, CEL entries keep first-match order, in both phases.
+#[test]
+fn route_templates() {
+    let config = json!({"attributes": [
+        {"output_attribute": "op", "match": [
+            {"value": "ListBooks", "template": "GET /books"},
+            {"value": "GetBook", "template": "GET /shelves/{shelf}/books/{book}"},
+            {"value": "Featured", "template": "GET /shelves/{shelf}/books/featured"},
+            {"value": "CreateBook1", "template": "POST /books/"},
+            {"value": "AnyShelf", "template": "/shelves/{shelf}"},
+            {"value": "Teapot", "condition": "response.code == 418"},
+            {"value": "Files", "template": "GET /files/{*path}"}]},
+        {"output_attribute": "early", "phase": "ON_REQUEST", "match": [
+            {"value": "GetBook", "template": "GET /shelves/{shelf}/books/{book}"}]}]});
+    let envoy = attributegen(&config.to_string(), &["op", "early"]);
+    for (method, path, code, want) in [
+        ("GET", "/books", 200, Some("ListBooks")),
+        ("GET", "/books?page=3", 200, Some("ListBooks")),
+        ("POST", "/books", 200, None),
+        ("POST", "/books/", 201, Some("CreateBook1")),
+        ("GET", "/books/", 200, None),
+        ("GET", "/shelves/a101/books/b1122", 200, Some("GetBook")),
+        ("GET", "/shelves/-----/books/b1122", 200, Some("GetBook")),
+        ("GET", "/shelves/a101/books/featured", 200, Some("Featured")),
+        ("DELETE", "/shelves/a101", 204, Some("AnyShelf")),
+        ("GET", "/files/a/b/c.txt", 418, Some("Teapot")),
+        ("GET", "/files/a/b/c.txt", 200, Some("Files")),
+    ] {
+        let e = send(&envoy, method, path, code);
+        match want {
+            Some(w) => assert_eq!(e["attr.op"], w, "{method} {path}: {e}"),
+            None => assert!(e["attr.op"].is_null(), "{method} {path}: {e}"),
+        }
+        let early = path.starts_with("/shelves/") && path.contains("/books/") && method == "GET";
+        assert_eq!(!e["attr.early"].is_null(), early, "{method} {path}: {e}");
+    }
+    assert_eq!(envoy.stat(RUNTIME_ERRORS).unwrap(), Some(0));
+}
+
+/// Colliding and unreachable templates are configuration errors.
+#[test]
+fn route_template_errors_through_validate() {
+    let (code, out) = validate(
+        r#"{"attributes":[{"output_attribute":"op","match":[
+            {"value":"A","template":"GET /a/{x}"},
+            {"value":"B","template":"GET /a/{y}"},
+            {"value":"C","template":"GET /c?x=1"}]}]}"#,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("attributes[0].match[1].template: collides"), "{out}");
+    assert!(out.contains("attributes[0].match[2].template") && out.contains("never match"), "{out}");
+}
