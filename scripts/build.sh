@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_wasm_target
 command -v wasm-opt >/dev/null || apt_install binaryen
 
-FILTERS=(attributegen)
+FILTERS=(attributegen trace-tags get-calls)
 export TELEMETRY_FILTERS_BUILD="${TELEMETRY_FILTERS_BUILD:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo dev)}"
 say "building ${FILTERS[*]} (wasm32-wasip1, release, build $TELEMETRY_FILTERS_BUILD)"
 args=()

@@ -12,7 +12,7 @@ ensure_envoy
 say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*' | head -n1))"
 
 # Crates whose logic runs inside Envoy (unit-tested natively and on wasm32).
-FILTER_CRATES=(-p filter-common -p attributegen)
+FILTER_CRATES=(-p filter-common -p attributegen -p trace-tags -p get-calls)
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

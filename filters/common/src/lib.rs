@@ -9,7 +9,9 @@ pub mod cel;
 pub mod config;
 pub mod fake;
 pub mod host;
+pub mod metrics;
 pub mod throttle;
+pub mod view;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

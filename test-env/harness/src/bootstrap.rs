@@ -135,6 +135,8 @@ pub struct EnvoyBuilder {
     pub(crate) clusters: Vec<Value>,
     pub(crate) component_log_level: String,
     pub(crate) direct_response: Option<u16>,
+    pub(crate) exact_balance: bool,
+    pub(crate) runtime: serde_json::Map<String, Value>,
 }
 
 impl Default for EnvoyBuilder {
@@ -149,6 +151,8 @@ impl Default for EnvoyBuilder {
             clusters: Vec::new(),
             component_log_level: "wasm:debug".to_string(),
             direct_response: None,
+            exact_balance: false,
+            runtime: serde_json::Map::new(),
         }
     }
 }
@@ -200,6 +204,19 @@ impl EnvoyBuilder {
     /// code instead of proxying to the upstream (benchmarks).
     pub fn direct_response(mut self, code: u16) -> Self {
         self.direct_response = Some(code);
+        self
+    }
+    /// Sets a runtime key in a static `layered_runtime` layer (e.g.
+    /// `tracing.zipkin.min_flush_spans`).
+    pub fn runtime(mut self, key: &str, value: Value) -> Self {
+        self.runtime.insert(key.to_string(), value);
+        self
+    }
+    /// Spreads connections evenly over the workers (listener
+    /// `connection_balance_config.exact_balance`), so a test with several
+    /// connections and `concurrency(2)` reaches both workers.
+    pub fn exact_balance(mut self) -> Self {
+        self.exact_balance = true;
         self
     }
     /// Starts Envoy and waits until it is ready.
@@ -290,7 +307,7 @@ impl EnvoyBuilder {
             .iter()
             .map(|(t, r)| json!({ "tag_name": t, "regex": r }))
             .collect();
-        json!({
+        let mut bootstrap = json!({
             "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
             "stats_flush_interval": "1s",
@@ -306,6 +323,22 @@ impl EnvoyBuilder {
                 }],
                 "clusters": clusters,
             },
-        })
+        });
+        if self.exact_balance {
+            if let Some(l) = bootstrap
+                .pointer_mut("/static_resources/listeners/0")
+                .and_then(Value::as_object_mut)
+            {
+                l.insert(
+                    "connection_balance_config".to_string(),
+                    json!({ "exact_balance": {} }),
+                );
+            }
+        }
+        if !self.runtime.is_empty() {
+            bootstrap["layered_runtime"] = json!({ "layers": [
+                { "name": "harness", "static_layer": self.runtime } ] });
+        }
+        bootstrap
     }
 }

@@ -21,13 +21,17 @@
 
 mod bootstrap;
 mod client;
+pub mod collector;
 mod envoy;
 pub mod paths;
+pub mod prometheus;
 mod upstream;
 
 pub use bootstrap::{EnvoyBuilder, HttpFilter, Wasm};
 pub use client::{RequestBuilder, Response};
+pub use collector::{Collector, Span, SpanFormat};
 pub use envoy::Envoy;
+pub use prometheus::Prometheus;
 pub use upstream::{RecordedRequest, Upstream};
 
 /// Errors of the harness: a message, with Envoy's log when there is one.

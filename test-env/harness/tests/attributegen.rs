@@ -467,6 +467,41 @@ fn route_template_errors_through_validate() {
             {"value":"C","template":"GET /c?x=1"}]}]}"#,
     );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("attributes[0].match[1].template: collides"), "{out}");
-    assert!(out.contains("attributes[0].match[2].template") && out.contains("never match"), "{out}");
+    assert!(
+        out.contains("attributes[0].match[1].template: collides"),
+        "{out}"
+    );
+    assert!(
+        out.contains("attributes[0].match[2].template") && out.contains("never match"),
+        "{out}"
+    );
+}
+
+/// An OpenAPI document becomes a configuration that classifies requests by
+/// operationId through Envoy.
+#[test]
+fn openapi_import() {
+    let doc = std::fs::read_to_string(
+        envoy_harness::paths::workspace_root().join("test-env/configs/bookstore-openapi.yaml"),
+    )
+    .unwrap();
+    let conv = openapi_to_attributegen::convert(&doc, &openapi_to_attributegen::Options::default())
+        .unwrap();
+    let envoy = attributegen(&conv.config.to_string(), &["istio_operationId"]);
+    for (method, path, want) in [
+        ("GET", "/api/books", Some("ListBooks")),
+        ("POST", "/api/books", Some("CreateBook")),
+        ("GET", "/api/books/b1", Some("GetBook")),
+        ("GET", "/api/books/featured", Some("ListFeaturedBooks")),
+        ("DELETE", "/api/books/b1", Some("DeleteBook")),
+        ("GET", "/api/shelves/s1/books", Some("ListShelfBooks")),
+        ("GET", "/books", None),
+        ("PUT", "/api/books/b1", None),
+    ] {
+        let e = send(&envoy, method, path, 200);
+        match want {
+            Some(w) => assert_eq!(e["attr.istio_operationId"], w, "{method} {path}"),
+            None => assert!(e["attr.istio_operationId"].is_null(), "{method} {path}"),
+        }
+    }
 }

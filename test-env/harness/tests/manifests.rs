@@ -62,14 +62,22 @@ fn istio_manifests_match_the_crds() {
     for file in manifests() {
         for doc in yaml_docs(&file) {
             // Plain-Envoy snippets (lists, bootstrap fragments) have no apiVersion.
-            let Some(api) = doc["apiVersion"].as_str() else { continue };
+            let Some(api) = doc["apiVersion"].as_str() else {
+                continue;
+            };
             let kind = doc["kind"].as_str().unwrap();
             let (group, version) = api.split_once('/').unwrap();
-            let Some((.., schema)) = schemas.iter().find(|(g, v, k, _)| g == group && v == version && k == kind) else {
+            let Some((.., schema)) = schemas
+                .iter()
+                .find(|(g, v, k, _)| g == group && v == version && k == kind)
+            else {
                 continue; // not an Istio kind
             };
             let validator = jsonschema::draft4::new(schema).unwrap();
-            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            let errors: Vec<String> = validator
+                .iter_errors(&doc)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
             assert!(errors.is_empty(), "{}: {kind}: {errors:#?}", file.display());
             checked += 1;
         }
@@ -81,7 +89,10 @@ fn istio_manifests_match_the_crds() {
 #[test]
 fn the_schema_check_rejects_a_bad_wasmplugin() {
     let schemas = crd_schemas();
-    let (.., schema) = schemas.iter().find(|(_, v, k, _)| k == "WasmPlugin" && v == "v1alpha1").unwrap();
+    let (.., schema) = schemas
+        .iter()
+        .find(|(_, v, k, _)| k == "WasmPlugin" && v == "v1alpha1")
+        .unwrap();
     let validator = jsonschema::draft4::new(schema).unwrap();
     let bad: Value = serde_json::json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
         "metadata": {"name": "x"}, "spec": {"url": "oci://r/x:1", "phase": "LATER", "failStrategy": "SOMETIMES"}});
@@ -122,7 +133,9 @@ fn embedded_attributegen_configs_parse() {
 fn collect_string_values(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            if m.get("@type").and_then(Value::as_str) == Some("type.googleapis.com/google.protobuf.StringValue") {
+            if m.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/google.protobuf.StringValue")
+            {
                 if let Some(s) = m.get("value").and_then(Value::as_str) {
                     out.push(s.to_string());
                 }
@@ -140,7 +153,12 @@ fn collect_string_values(v: &Value, out: &mut Vec<String>) {
 fn plain_envoy_snippets_run() {
     let wasm_dir = envoy_harness::paths::wasm_dir();
     for file in manifests() {
-        if !file.file_name().unwrap().to_string_lossy().starts_with("envoy-http-filter") {
+        if !file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("envoy-http-filter")
+        {
             continue;
         }
         let text = std::fs::read_to_string(&file)
@@ -151,12 +169,19 @@ fn plain_envoy_snippets_run() {
         for f in filters {
             b = b.filter(f);
         }
-        let envoy = b.start().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let envoy = b
+            .start()
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let resp = envoy.get("/books").unwrap();
         assert_eq!(resp.status, 200);
         let entry = envoy.access_log_entry(&resp).unwrap();
         if text.contains("attributegen") {
-            assert_eq!(entry["attr.istio_operationId"], "ListBooks", "{}", file.display());
+            assert_eq!(
+                entry["attr.istio_operationId"],
+                "ListBooks",
+                "{}",
+                file.display()
+            );
         }
     }
 }

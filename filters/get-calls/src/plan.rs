@@ -1,0 +1,601 @@
+//! Compiling a configuration into metrics, and recording them per stream.
+
+use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig};
+use crate::FILTER_NAME;
+use filter_common::cel::{self, Expression};
+use filter_common::config::{parse_json, ConfigError};
+use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::metrics::{
+    self, SeriesTable, MAX_SERIES_LIMIT, MAX_VALUE_LENGTH_LIMIT, OVERFLOW_COUNTER_SUFFIX, UNKNOWN,
+};
+use filter_common::throttle::LogThrottle;
+use std::cell::RefCell;
+
+/// Counter of configurations with errors (+1 per such configuration per VM).
+pub const CONFIG_ERRORS: &str = "wasm_filter.get_calls.type.config.error_count";
+/// Counter of streams a metric could not record (condition or value failed
+/// to evaluate or had the wrong type, or a host call failed).
+pub const RUNTIME_ERRORS: &str = "wasm_filter.get_calls.type.runtime.error_count";
+/// Prefix of every configuration error line.
+pub const CONFIG_ERROR_PREFIX: &str = "get_calls: Config Error:";
+
+/// One compiled metric.
+struct Metric {
+    name: String,
+    kind: Kind,
+    value: Option<Expression>,
+    condition: Option<Expression>,
+    /// Sorted by label: the one fixed order.
+    dimensions: Vec<(String, Expression)>,
+    max_value_length: usize,
+    series: SeriesTable,
+}
+
+/// A compiled configuration: shared by every stream of a VM.
+#[derive(Default)]
+pub struct Plan {
+    debug: bool,
+    metrics: Vec<Metric>,
+    runtime_errors: Option<MetricId>,
+    throttle: LogThrottle,
+    /// Reused buffer for label values (a VM is single-threaded).
+    scratch: RefCell<Vec<String>>,
+}
+
+/// Parses and compiles a configuration. Never fails: an unparseable document
+/// yields no metrics; a bad metric is dropped and the others kept. Every
+/// problem is one WARN line `get_calls: Config Error: <path>: <reason>`
+/// naming the metric, and the configuration counts once in
+/// [`CONFIG_ERRORS`].
+pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
+    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let (plan, errors) = compile(raw, host);
+    if !errors.is_empty() {
+        for e in &errors {
+            host.log(LogLevel::Warn, &format!("{CONFIG_ERROR_PREFIX} {e}"));
+        }
+        if let Some(id) = config_errors {
+            let _ = host.increment(id, 1);
+        }
+    }
+    if plan.debug {
+        for m in &plan.metrics {
+            let labels: Vec<&str> = m.dimensions.iter().map(|(l, _)| l.as_str()).collect();
+            host.log(
+                LogLevel::Debug,
+                &format!(
+                    "{FILTER_NAME}: metric {} ({:?}) labels [{}]",
+                    m.name,
+                    m.kind,
+                    labels.join(",")
+                ),
+            );
+        }
+    }
+    Plan {
+        runtime_errors,
+        ..plan
+    }
+}
+
+/// Parses and compiles, returning the plan of every valid metric and every
+/// error found (all of them, not just the first).
+pub fn compile(raw: Option<&[u8]>, host: &impl Host) -> (Plan, Vec<ConfigError>) {
+    let doc = match parse_json::<Document>(raw) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let e = ConfigError::new(e.path, format!("{}; no metrics are recorded", e.reason));
+            return (Plan::default(), vec![e]);
+        }
+    };
+    let mut errors = Vec::new();
+    let configs: Vec<(String, MetricConfig)> = match &doc.metrics {
+        None => default_metrics()
+            .into_iter()
+            .map(|m| ("default metric".to_string(), m))
+            .collect(),
+        Some(raw) => raw
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match parse_metric(i, m) {
+                Ok(m) => Some((format!("metrics[{i}]"), m)),
+                Err(e) => {
+                    let name = m.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+                    errors.push(ConfigError::new(
+                        e.path,
+                        format!("{} (metric \"{name}\" dropped)", e.reason),
+                    ));
+                    None
+                }
+            })
+            .collect(),
+    };
+    let mut metrics = Vec::with_capacity(configs.len());
+    let mut names: Vec<String> = Vec::new();
+    for (path, config) in &configs {
+        match compile_metric(path, config, &names, host) {
+            Ok(m) => {
+                names.push(m.name.clone());
+                metrics.push(m);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    // Label extractors are global to Envoy: a label that is a suffix of
+    // another (code, response_code) would also cut inside the longer tag.
+    let mut all_labels: Vec<&str> = metrics
+        .iter()
+        .flat_map(|m| m.dimensions.iter().map(|(l, _)| l.as_str()))
+        .collect();
+    all_labels.sort_unstable();
+    all_labels.dedup();
+    if let Some((short, long)) = metrics::suffix_clash(&all_labels) {
+        let owners = |l: &str| {
+            metrics
+                .iter()
+                .filter(|m| m.dimensions.iter().any(|(d, _)| d == l))
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        errors.push(ConfigError::new(
+            "metrics",
+            format!(
+                "label \"{short}\" (metric {}) is a suffix of label \"{long}\" (metric {}); its tag \
+                 extractor would also match inside \"{long}=.=…\"; rename one (no metrics are recorded)",
+                owners(short),
+                owners(long)
+            ),
+        ));
+        metrics.clear();
+    }
+    let plan = Plan {
+        debug: doc.debug,
+        metrics,
+        ..Plan::default()
+    };
+    (plan, errors)
+}
+
+fn compile_metric(
+    path: &str,
+    config: &MetricConfig,
+    earlier: &[String],
+    host: &impl Host,
+) -> Result<Metric, ConfigError> {
+    let name = &config.name;
+    let err = |field: &str, reason: String| {
+        let at = if field.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        ConfigError::new(at, format!("metric \"{name}\": {reason} (metric dropped)"))
+    };
+    metrics::check_metric_name(name).map_err(|e| err("name", e))?;
+    if earlier.iter().any(|n| n == name) {
+        return Err(err(
+            "name",
+            "a metric of this name is already defined".into(),
+        ));
+    }
+    if name.ends_with(OVERFLOW_COUNTER_SUFFIX)
+        || earlier
+            .iter()
+            .any(|n| metrics::overflow_counter_name(n) == *name)
+    {
+        return Err(err(
+            "name",
+            format!("names ending in {OVERFLOW_COUNTER_SUFFIX} are reserved for overflow counters"),
+        ));
+    }
+    for label in config.dimensions.keys() {
+        metrics::check_label_name(label).map_err(|e| err(&format!("dimensions.{label}"), e))?;
+    }
+    let max_series = usize::try_from(config.max_series)
+        .ok()
+        .filter(|n| *n <= MAX_SERIES_LIMIT)
+        .ok_or_else(|| err("max_series", format!("must be at most {MAX_SERIES_LIMIT}")))?;
+    let max_value_length = usize::try_from(config.max_value_length)
+        .ok()
+        .filter(|n| (1..=MAX_VALUE_LENGTH_LIMIT).contains(n))
+        .ok_or_else(|| {
+            err(
+                "max_value_length",
+                format!("must be between 1 and {MAX_VALUE_LENGTH_LIMIT}"),
+            )
+        })?;
+    let compile = |field: &str, source: &str| -> Result<Option<Expression>, ConfigError> {
+        if source.trim().is_empty() {
+            return Ok(None);
+        }
+        host.compile(source).map(Some).map_err(|e| {
+            err(
+                field,
+                format!(
+                    "CEL expression {source:?} does not compile ({e}); Envoy's \
+                     \"expr_create parse error\" line just before this one gives the position"
+                ),
+            )
+        })
+    };
+    let value = compile("value", &config.value)?;
+    let condition = compile("condition", &config.condition)?;
+    let mut dimensions = Vec::with_capacity(config.dimensions.len());
+    for (label, source) in &config.dimensions {
+        let field = format!("dimensions.{label}");
+        match compile(&field, source)? {
+            Some(expr) => dimensions.push((label.clone(), expr)),
+            None => return Err(err(&field, "expression is empty".into())),
+        }
+    }
+    let kind = match config.kind {
+        Kind::Counter => MetricKind::Counter,
+        Kind::Histogram => MetricKind::Histogram,
+    };
+    let labels: Vec<&str> = dimensions.iter().map(|(l, _)| l.as_str()).collect();
+    let series = SeriesTable::new(host, kind, name, &labels, max_series);
+    Ok(Metric {
+        name: name.clone(),
+        kind: config.kind,
+        value,
+        condition,
+        dimensions,
+        max_value_length,
+        series,
+    })
+}
+
+impl Plan {
+    /// Number of metrics.
+    pub fn len(&self) -> usize {
+        self.metrics.len()
+    }
+
+    /// True when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+
+    /// Names of the metrics, in configuration order.
+    pub fn names(&self) -> Vec<&str> {
+        self.metrics.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    /// Records every metric for the current stream (call in `on_log`).
+    /// Returns how many metrics recorded something.
+    pub fn run(&self, host: &impl Host) -> usize {
+        self.metrics.iter().filter(|m| self.record(m, host)).count()
+    }
+
+    fn record(&self, m: &Metric, host: &impl Host) -> bool {
+        if let Some(cond) = &m.condition {
+            match host.evaluate(cond).map(|r| cel::as_bool(&r)) {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return false,
+                Ok(Err(e)) => return self.runtime_error(host, m, "condition", &e.to_string()),
+                Err(e) => {
+                    return self.runtime_error(
+                        host,
+                        m,
+                        "condition",
+                        &format!("evaluation failed ({e})"),
+                    )
+                }
+            }
+        }
+        let amount = match &m.value {
+            None => 1,
+            Some(expr) => match host.evaluate(expr).map(|r| cel::as_int(&r)) {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return self.runtime_error(host, m, "value", &e.to_string()),
+                Err(e) => {
+                    return self.runtime_error(
+                        host,
+                        m,
+                        "value",
+                        &format!("evaluation failed ({e})"),
+                    )
+                }
+            },
+        };
+        if amount < 0 || (amount == 0 && m.kind == Kind::Counter) {
+            if amount == 0 {
+                return false; // a counter adds nothing
+            }
+            return self.runtime_error(host, m, "value", &format!("negative value {amount}"));
+        }
+        let name = {
+            let Ok(mut values) = self.scratch.try_borrow_mut() else {
+                return false;
+            };
+            values.clear();
+            for (_, expr) in &m.dimensions {
+                values.push(match host.evaluate(expr) {
+                    Ok(raw) => metrics::sanitize_value(&raw, m.max_value_length),
+                    Err(_) => UNKNOWN.to_string(),
+                });
+            }
+            let labels: Vec<(&str, &str)> = m
+                .dimensions
+                .iter()
+                .zip(values.iter())
+                .map(|((l, _), v)| (l.as_str(), v.as_str()))
+                .collect();
+            metrics::encode(&m.name, &labels)
+        };
+        let recorded = m.series.resolve(host, &name).and_then(|s| match m.kind {
+            Kind::Counter => host.increment(s.id(), amount),
+            Kind::Histogram => host.record(s.id(), amount.unsigned_abs()),
+        });
+        match recorded {
+            Ok(()) => true,
+            Err(e) => self.runtime_error(host, m, "record", &format!("host call failed ({e})")),
+        }
+    }
+
+    /// Counts and (throttled) logs a failure; returns false (not recorded).
+    fn runtime_error(&self, host: &impl Host, m: &Metric, field: &str, why: &str) -> bool {
+        if let Some(id) = self.runtime_errors {
+            let _ = host.increment(id, 1);
+        }
+        if let Some(n) = self.throttle.hit() {
+            let source = match field {
+                "condition" => m.condition.as_ref().map_or("", |e| e.source()),
+                "value" => m.value.as_ref().map_or("", |e| e.source()),
+                _ => "",
+            };
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "{FILTER_NAME}: metric \"{}\" {field} {source:?}: {why}; stream not recorded \
+                     ({n} runtime error{} so far in this VM, logged at powers of two)",
+                    m.name,
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filter_common::fake::FakeHost;
+    use filter_common::host::HostError;
+
+    fn dest() -> String {
+        crate::config::default_metrics()[0].dimensions["destination_service"].clone()
+    }
+
+    fn default_host(get: bool, op: Option<&str>, code: &str) -> FakeHost {
+        let host = FakeHost::new();
+        host.eval_bool("request.method == 'GET'", get)
+            .eval("string(response.code)", Ok(code.as_bytes().to_vec()))
+            .eval(&dest(), Ok(b"upstream".to_vec()));
+        if let Some(op) = op {
+            host.eval("istio_operationId", Ok(op.as_bytes().to_vec()));
+        }
+        host
+    }
+
+    fn series(op: &str, code: &str) -> String {
+        format!(
+            "destination_service=.=upstream;.;request_operation=.={op};.;response_code=.={code};.;istio_get_calls"
+        )
+    }
+
+    #[test]
+    fn default_counts_get_by_operation() {
+        let host = default_host(true, Some("ListBooks"), "200");
+        let p = configure(None, &host);
+        assert_eq!(p.names(), ["istio_get_calls"]);
+        for _ in 0..3 {
+            assert_eq!(p.run(&host), 1);
+        }
+        assert_eq!(host.metric(&series("ListBooks", "200")), 3);
+        assert!(host.logs_at_least(LogLevel::Warn).is_empty());
+        assert_eq!(host.metric(CONFIG_ERRORS), 0);
+    }
+
+    #[test]
+    fn default_skips_other_methods_and_labels_missing_operation_unknown() {
+        let host = default_host(false, None, "200");
+        let p = configure(Some(b"{}"), &host);
+        assert_eq!(p.run(&host), 0);
+        let host = default_host(true, None, "404");
+        let p = configure(None, &host);
+        p.run(&host);
+        assert_eq!(host.metric(&series("unknown", "404")), 1);
+        assert_eq!(host.metric(RUNTIME_ERRORS), 0);
+    }
+
+    #[test]
+    fn hostile_values_cannot_forge_tags() {
+        let host = default_host(true, Some("x;.;response_code=.=999"), "200");
+        let p = configure(None, &host);
+        p.run(&host);
+        let names = host.metric_names();
+        let name = names
+            .iter()
+            .find(|n| n.ends_with("istio_get_calls"))
+            .unwrap();
+        assert_eq!(name.matches("=.=").count(), 3, "{name}");
+        assert_eq!(name.matches(";.;").count(), 3, "{name}");
+        assert!(name.contains("request_operation=.=x_._response_code_._999;.;"));
+    }
+
+    #[test]
+    fn histogram_records_value() {
+        let host = FakeHost::new();
+        host.eval(
+            "int(request.headers['x-size'])",
+            Ok(42i64.to_le_bytes().to_vec()),
+        )
+        .eval("'a'", Ok(b"a".to_vec()));
+        let p = configure(
+            Some(
+                br#"{"metrics":[{"name":"sizes","type":"HISTOGRAM",
+                    "value":"int(request.headers['x-size'])","dimensions":{"k":"'a'"}}]}"#,
+            ),
+            &host,
+        );
+        p.run(&host);
+        p.run(&host);
+        assert_eq!(host.samples("k=.=a;.;sizes"), vec![42, 42]);
+    }
+
+    #[test]
+    fn counter_value_zero_is_skipped_negative_is_an_error() {
+        let host = FakeHost::new();
+        let p = configure(
+            Some(br#"{"metrics":[{"name":"bytes","value":"n"}]}"#),
+            &host,
+        );
+        host.eval("n", Ok(5i64.to_le_bytes().to_vec()));
+        p.run(&host);
+        host.eval("n", Ok(0i64.to_le_bytes().to_vec()));
+        p.run(&host);
+        host.eval("n", Ok((-1i64).to_le_bytes().to_vec()));
+        p.run(&host);
+        host.eval("n", Ok(b"str".to_vec()));
+        p.run(&host);
+        assert_eq!(host.metric("bytes"), 5);
+        assert_eq!(host.metric(RUNTIME_ERRORS), 2);
+    }
+
+    #[test]
+    fn failing_condition_counts_runtime_error_and_throttles_logs() {
+        let host = FakeHost::new();
+        let p = configure(
+            Some(br#"{"metrics":[{"name":"m","condition":"boom"}]}"#),
+            &host,
+        );
+        for _ in 0..100 {
+            assert_eq!(p.run(&host), 0);
+        }
+        assert_eq!(host.metric(RUNTIME_ERRORS), 100);
+        let warn = host.logs_at_least(LogLevel::Warn);
+        assert_eq!(warn.len(), 7);
+        assert!(
+            warn[0].contains("metric \"m\" condition \"boom\""),
+            "{warn:?}"
+        );
+        host.eval("boom", Ok(b"xy".to_vec()));
+        p.run(&host);
+        assert_eq!(host.metric(RUNTIME_ERRORS), 101);
+    }
+
+    #[test]
+    fn bad_metric_is_dropped_others_kept_one_line_each() {
+        let host = FakeHost::new();
+        host.reject("bad(");
+        host.eval("'v'", Ok(b"v".to_vec()));
+        let p = configure(
+            Some(
+                br#"{"metrics":[
+                {"name":"good","dimensions":{"l":"'v'"}},
+                {"name":"broken","dimensions":{"op":"bad("}},
+                {"name":"typo","dimension":{}},
+                {"name":"bad-name"},
+                {"name":"good"},
+                {"name":"gauge","type":"GAUGE"}]}"#,
+            ),
+            &host,
+        );
+        assert_eq!(p.names(), ["good"]);
+        let warn = host.logs_at_least(LogLevel::Warn);
+        assert_eq!(warn.len(), 5, "{warn:?}");
+        assert!(warn.iter().all(|l| l.starts_with(CONFIG_ERROR_PREFIX)));
+        assert!(warn[0].contains("metrics[2].dimension:") && warn[0].contains("\"typo\""));
+        assert!(warn[1].contains("metrics[5].type:") && warn[1].contains("\"gauge\""));
+        assert!(warn[2].contains("metrics[1].dimensions.op:"), "{warn:?}");
+        assert!(warn[2].contains("metric \"broken\"") && warn[2].contains("\"bad(\""));
+        assert!(warn[3].contains("metrics[3].name:") && warn[3].contains("bad-name"));
+        assert!(warn[4].contains("metrics[4].name:") && warn[4].contains("already defined"));
+        assert_eq!(host.metric(CONFIG_ERRORS), 1);
+        p.run(&host);
+        assert_eq!(host.metric("l=.=v;.;good"), 1);
+    }
+
+    #[test]
+    fn unparseable_document_records_nothing() {
+        let host = FakeHost::new();
+        let p = configure(Some(b"metrics: [a]"), &host);
+        assert!(p.is_empty());
+        let warn = host.logs_at_least(LogLevel::Warn);
+        assert_eq!(warn.len(), 1);
+        assert!(warn[0].starts_with("get_calls: Config Error: $: invalid JSON"));
+        assert_eq!(host.metric(CONFIG_ERRORS), 1);
+    }
+
+    #[test]
+    fn suffix_labels_and_limits_are_rejected() {
+        let host = FakeHost::new();
+        let p = configure(
+            Some(
+                br#"{"metrics":[{"name":"a","dimensions":{"code":"x"}},
+                                {"name":"b","dimensions":{"response_code":"y"}}]}"#,
+            ),
+            &host,
+        );
+        assert!(p.is_empty());
+        let warn = host.logs_at_least(LogLevel::Warn);
+        assert!(
+            warn[0].contains("label \"code\" (metric a) is a suffix of label \"response_code\"")
+        );
+        let host = FakeHost::new();
+        let p = configure(
+            Some(
+                br#"{"metrics":[{"name":"a","max_series":100000},
+                                {"name":"b","max_value_length":0},
+                                {"name":"c_overflow_total"},
+                                {"name":"d","dimensions":{"x":""}}]}"#,
+            ),
+            &host,
+        );
+        assert!(p.is_empty());
+        assert_eq!(host.logs_at_least(LogLevel::Warn).len(), 4);
+    }
+
+    #[test]
+    fn dimension_errors_give_unknown_and_values_are_cut() {
+        let host = FakeHost::new();
+        host.eval("long", Ok(vec![b'x'; 10_000]))
+            .eval("bad", Err(HostError::InternalFailure));
+        let p = configure(
+            Some(
+                br#"{"metrics":[{"name":"m","max_value_length":8,
+                     "dimensions":{"a":"long","b":"bad"}}]}"#,
+            ),
+            &host,
+        );
+        p.run(&host);
+        assert_eq!(host.metric("a=.=xxxxxxxx;.;b=.=unknown;.;m"), 1);
+        assert_eq!(host.metric(RUNTIME_ERRORS), 0);
+    }
+
+    #[test]
+    fn series_cap_keeps_totals_exact() {
+        let host = FakeHost::new();
+        let p = configure(
+            Some(br#"{"metrics":[{"name":"paths","max_series":3,"dimensions":{"path":"p"}}]}"#),
+            &host,
+        );
+        for i in 0..10 {
+            host.eval("p", Ok(format!("/p{i}").into_bytes()));
+            p.run(&host);
+        }
+        let total: i64 = host
+            .metric_names()
+            .iter()
+            .filter(|n| n.ends_with(";.;paths"))
+            .map(|n| host.metric(n))
+            .sum();
+        assert_eq!(total, 10);
+        assert_eq!(host.metric("path=.=overflow;.;paths"), 7);
+        assert_eq!(host.metric("paths_overflow_total"), 7);
+    }
+}

@@ -1,0 +1,68 @@
+//! The proxy-wasm adapter: root context compiles, stream context runs.
+
+use crate::plan::{configure, Plan};
+use crate::FILTER_NAME;
+use filter_common::wasm::{self, hostcalls, WasmHost};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    wasm::init(FILTER_NAME);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(TraceTagsRoot { plan: Rc::default() })
+    });
+}}
+
+struct TraceTagsRoot {
+    plan: Rc<Plan>,
+}
+
+impl Context for TraceTagsRoot {}
+
+impl RootContext for TraceTagsRoot {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        wasm::log_start(FILTER_NAME, env!("CARGO_PKG_VERSION"));
+        true
+    }
+
+    fn on_configure(&mut self, _: usize) -> bool {
+        let raw = hostcalls::plugin_configuration().ok().flatten();
+        self.plan = Rc::new(configure(raw.as_deref(), &WasmHost));
+        true // a bad configuration is counted and logged, never fatal
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(TraceTagsStream {
+            plan: Rc::clone(&self.plan),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct TraceTagsStream {
+    plan: Rc<Plan>,
+}
+
+impl Context for TraceTagsStream {}
+
+impl HttpContext for TraceTagsStream {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if !self.plan.is_empty() {
+            self.plan.on_request(&WasmHost);
+        }
+        Action::Continue
+    }
+
+    // Also runs for local replies. If an earlier filter answered before the
+    // request headers reached this one, only the response-phase tags are set.
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if !self.plan.is_empty() {
+            self.plan.on_response(&WasmHost);
+        }
+        Action::Continue
+    }
+}

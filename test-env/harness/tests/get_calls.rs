@@ -1,0 +1,565 @@
+//! get_calls through a real Envoy (2 workers): exact counts per label set,
+//! attributegen's operation ids as a label, hostile label values and the
+//! series cap, a histogram, configuration errors, and a real Prometheus
+//! scraping `/stats/prometheus` and answering PromQL.
+
+use envoy_harness::prometheus::sample;
+use envoy_harness::{Envoy, EnvoyBuilder, Prometheus, Wasm};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const DEFAULT_LABELS: [&str; 3] = ["destination_service", "request_operation", "response_code"];
+const CONFIG_ERRORS: &str = "wasmcustom.wasm_filter.get_calls.type.config.error_count";
+const RUNTIME_ERRORS: &str = "wasmcustom.wasm_filter.get_calls.type.runtime.error_count";
+
+/// attributegen in front: Istio's bookinfo-style operation ids.
+const OPERATIONS: &str = r#"{"attributes":[{"output_attribute":"istio_operationId","match":[
+  {"value":"ListBooks","condition":"request.url_path == '/books' && request.method == 'GET'"},
+  {"value":"GetBook","condition":"request.url_path.matches('^/books/[[:alnum:]]*$') && request.method == 'GET'"},
+  {"value":"CreateBook","condition":"request.url_path == '/books' && request.method == 'POST'"}]}]}"#;
+
+/// The documented plain-Envoy extractor for a label (= Istio's for
+/// `extraStatTags`).
+fn tag_regex(label: &str) -> String {
+    format!(r"({label}=\.=(.*?);\.;)")
+}
+
+fn with_tags(mut b: EnvoyBuilder, labels: &[&str]) -> EnvoyBuilder {
+    for l in labels {
+        b = b.stats_tag(l, &tag_regex(l));
+    }
+    b
+}
+
+/// Sends `(method, path, upstream status, copies)` from `threads` threads
+/// (several keep-alive connections, so `exact_balance` spreads them over
+/// both workers). Every response must be the upstream's.
+fn send_all(envoy: &Envoy, plan: &[(&str, String, u16, usize)], threads: usize) {
+    let mut jobs: Vec<(&str, String, u16)> = Vec::new();
+    for (m, p, s, n) in plan {
+        for _ in 0..*n {
+            jobs.push((m, p.clone(), *s));
+        }
+    }
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for part in jobs.chunks(chunk) {
+            scope.spawn(move || {
+                for (m, p, s) in part {
+                    let r = envoy.request(m, p).upstream_status(*s).send().unwrap();
+                    assert_eq!(r.status, *s, "{m} {p}");
+                }
+            });
+        }
+    });
+}
+
+/// `name{labels} value` lines of one family in Envoy's Prometheus output,
+/// as (labels, value). Asserts each line is well-formed on the way.
+fn family(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let line_re = |l: &str| -> Option<(BTreeMap<String, String>, f64)> {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (labels, value) = rest.split_once("} ")?;
+        let mut map = BTreeMap::new();
+        if !labels.is_empty() {
+            for kv in labels.split("\",") {
+                let (k, v) = kv.split_once("=\"")?;
+                map.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+        }
+        Some((map, value.parse().ok()?))
+    };
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| line_re(l).unwrap_or_else(|| panic!("malformed line {l:?}")))
+        .collect()
+}
+
+fn worker_connections(envoy: &Envoy) -> Vec<u64> {
+    (0..2)
+        .map(|w| {
+            envoy
+                .stat(&format!(
+                    "listener.127.0.0.1_{}.worker_{w}.downstream_cx_total",
+                    envoy.port()
+                ))
+                .unwrap()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+fn default_envoy() -> Envoy {
+    with_tags(
+        Envoy::builder()
+            .filter(Wasm::new("attributegen").config(OPERATIONS))
+            .filter(Wasm::new("get_calls"))
+            .concurrency(2)
+            .exact_balance(),
+        &DEFAULT_LABELS,
+    )
+    .start()
+    .unwrap()
+}
+
+/// The default configuration (no bytes): GETs only, exact per label set,
+/// over two workers, operation ids from attributegen, `unknown` without one.
+#[test]
+fn default_config_counts_gets_exactly_over_two_workers() {
+    let envoy = default_envoy();
+    let plan = [
+        ("GET", "/books".to_string(), 200, 40),
+        ("GET", "/books/42".to_string(), 200, 30),
+        ("GET", "/books/7".to_string(), 404, 10),
+        ("GET", "/other".to_string(), 200, 20),
+        ("POST", "/books".to_string(), 201, 25),
+        ("DELETE", "/books/1".to_string(), 200, 5),
+    ];
+    send_all(&envoy, &plan, 4);
+    envoy
+        .wait_access_log_len(130, Duration::from_secs(10))
+        .unwrap();
+    let workers = worker_connections(&envoy);
+    assert!(
+        workers.iter().all(|c| *c > 0),
+        "both workers must serve: {workers:?}"
+    );
+
+    let text = envoy.prometheus().unwrap();
+    let got: BTreeMap<(String, String, String), f64> = family(&text, "istio_get_calls")
+        .into_iter()
+        .map(|(l, v)| {
+            assert_eq!(
+                l.keys().collect::<Vec<_>>(),
+                DEFAULT_LABELS.iter().collect::<Vec<_>>()
+            );
+            (
+                (
+                    l["request_operation"].clone(),
+                    l["response_code"].clone(),
+                    l["destination_service"].clone(),
+                ),
+                v,
+            )
+        })
+        .collect();
+    let want: BTreeMap<(String, String, String), f64> = [
+        (("GetBook", "200"), 30.0),
+        (("GetBook", "404"), 10.0),
+        (("ListBooks", "200"), 40.0),
+        (("unknown", "200"), 20.0),
+    ]
+    .into_iter()
+    .map(|((op, code), n)| ((op.into(), code.into(), "upstream".into()), n))
+    .collect();
+    assert_eq!(got, want, "{text}");
+    // Nothing left in the name, no envoy_ prefix, no untagged leftovers.
+    assert!(
+        !text.contains("request_operation_"),
+        "tag text left in a name:\n{text}"
+    );
+    assert!(!text.contains("envoy_istio_get_calls"));
+    assert!(text.contains("# TYPE istio_get_calls counter"));
+    assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0));
+    assert_eq!(envoy.stat(RUNTIME_ERRORS).unwrap(), Some(0));
+    assert_eq!(
+        envoy
+            .stat("wasmcustom.istio_get_calls_overflow_total")
+            .unwrap(),
+        Some(0)
+    );
+}
+
+/// Label values from a client (headers, paths, CEL literals with separators,
+/// quotes, backslashes, newlines, 10 kB) stay well-formed and bounded; past
+/// the series cap the total stays exact; a real Prometheus accepts the
+/// scrape.
+#[test]
+fn hostile_label_values_stay_well_formed_and_bounded() {
+    let config = json!({ "metrics": [
+        { "name": "hostile_calls",
+          "dimensions": {
+              "header": "request.headers['x-label']",
+              "literal": "'a\"b\\\\c\\nd;.;e=.=f\\u00e9'"
+          } },
+        { "name": "path_calls", "max_series": 100,
+          "dimensions": { "path": "request.url_path" } }
+    ]});
+    let envoy = with_tags(
+        Envoy::builder()
+            .filter(Wasm::new("get_calls").config(config.to_string()))
+            .concurrency(2)
+            .exact_balance()
+            .hcm("max_request_headers_kb", json!(128))
+            .hcm(
+                "common_http_protocol_options",
+                json!({ "max_headers_count": 500 }),
+            ),
+        &["header", "literal", "path"],
+    )
+    .start()
+    .unwrap();
+
+    let big = "x".repeat(10 * 1024);
+    let hostile = [
+        "a;.;path=.=forged",
+        "x=.=y",
+        "\"quoted\"",
+        "back\\slash",
+        "..",
+        "ünï€ode",
+        "tab\there",
+        "} 999\n",
+        big.as_str(),
+    ];
+    for h in hostile {
+        let v = h.trim_end_matches('\n'); // a header cannot carry a newline
+        let r = envoy
+            .request("GET", "/h")
+            .header("x-label", v)
+            .send()
+            .unwrap();
+        // The test upstream (tiny_http) drops a request with non-ASCII
+        // header bytes: Envoy answers 503; the stream still reaches on_log.
+        let want = if v.is_ascii() { 200 } else { 503 };
+        assert_eq!(r.status, want, "{h:?}");
+    }
+    let big_seen = envoy
+        .upstream()
+        .received()
+        .iter()
+        .any(|r| r.header("x-label").is_some_and(|v| v.len() == big.len()));
+    assert!(
+        big_seen,
+        "the 10 kB header must reach the filter and upstream"
+    );
+
+    // 10,000 distinct paths as a dimension; the cap is 100.
+    let paths: Vec<(&str, String, u16, usize)> = (0..10_000)
+        .map(|i| ("GET", format!("/p/{i}"), 200, 1))
+        .collect();
+    send_all(&envoy, &paths, 8);
+    let total = hostile.len() + 10_000;
+    envoy
+        .wait_access_log_len(total, Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(envoy.upstream().received().len(), total - 1); // all but non-ASCII
+    let workers = worker_connections(&envoy);
+    assert!(workers.iter().all(|c| *c > 0), "{workers:?}");
+
+    let text = envoy.prometheus().unwrap();
+    let allowed = |v: &str| {
+        v.len() <= 64
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-./:@~+".contains(&c))
+            && !v.contains("..")
+    };
+    // Every hostile value gets its own well-formed series with both labels.
+    let hostile_series = family(&text, "hostile_calls");
+    let counted: f64 = hostile_series.iter().map(|(_, v)| v).sum();
+    assert_eq!(counted as usize, total, "{hostile_series:?}");
+    for (labels, _) in &hostile_series {
+        assert_eq!(labels.keys().collect::<Vec<_>>(), ["header", "literal"]);
+        assert!(labels.values().all(|v| allowed(v)), "{labels:?}");
+        assert_eq!(labels["literal"], "a_b_c_d_._e_._f_");
+    }
+    assert!(hostile_series
+        .iter()
+        .any(|(l, _)| l["header"] == "a_._path_._forged"));
+    assert!(hostile_series
+        .iter()
+        .any(|(l, _)| l["header"] == "x".repeat(64)));
+    assert!(hostile_series.iter().any(|(l, _)| l["header"] == "unknown")); // no header
+                                                                           // The cap: 100 paths plus overflow, total exact.
+    let path_series = family(&text, "path_calls");
+    // "/h" (sent first) and 99 of the paths get series; the rest overflow.
+    assert_eq!(path_series.len(), 100 + 1, "{path_series:?}");
+    let sum: f64 = path_series.iter().map(|(_, v)| v).sum();
+    assert_eq!(sum as usize, total);
+    let overflow = path_series
+        .iter()
+        .find(|(l, _)| l["path"] == "overflow")
+        .map(|(_, v)| *v as u64)
+        .unwrap();
+    assert_eq!(
+        envoy.stat("wasmcustom.path_calls_overflow_total").unwrap(),
+        Some(overflow)
+    );
+    assert_eq!(overflow as usize, 10_000 - 99);
+    assert!(path_series.iter().all(|(l, _)| allowed(&l["path"])));
+    // No stat name carries a forged or extra separator.
+    let stats = envoy.admin_get("/stats?filter=hostile_calls").unwrap();
+    for line in stats.lines() {
+        let name = line.split(": ").next().unwrap_or_default();
+        if name.ends_with("_overflow_total") {
+            continue;
+        }
+        assert_eq!(name.matches("=.=").count(), 2, "{name}");
+        assert_eq!(name.matches(";.;").count(), 2, "{name}");
+    }
+    // A real Prometheus scrapes it without error.
+    let prom = Prometheus::scrape(&envoy).unwrap();
+    let r = prom
+        .wait_for("sum(path_calls)", Duration::from_secs(20), |r| {
+            r.first().is_some_and(|s| sample(s).1 as usize == total)
+        })
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    let targets = prom.targets().unwrap();
+    assert_eq!(targets[0]["health"], "up", "{targets:?}");
+    assert_eq!(targets[0]["lastError"], "", "{targets:?}");
+    let n = prom.query("count(path_calls)").unwrap();
+    assert_eq!(sample(&n[0]).1 as usize, path_series.len());
+}
+
+/// A real Prometheus scrapes Envoy; PromQL gives the count per operation;
+/// a histogram shows an exact `_count` and plausible buckets and `_sum`.
+#[test]
+fn prometheus_promql_per_operation_and_histogram() {
+    let config = json!({ "metrics": [
+        { "name": "istio_get_calls",
+          "condition": "request.method == 'GET'",
+          "dimensions": { "request_operation": "istio_operationId",
+                          "response_code": "string(response.code)" } },
+        { "name": "book_request_size", "type": "HISTOGRAM",
+          "value": "int(request.headers['x-size'])",
+          "condition": "'x-size' in request.headers",
+          "dimensions": { "request_operation": "istio_operationId" } }
+    ]});
+    let envoy = with_tags(
+        Envoy::builder()
+            .filter(Wasm::new("attributegen").config(OPERATIONS))
+            .filter(Wasm::new("get_calls").config(config.to_string()))
+            .concurrency(2)
+            .exact_balance(),
+        &["request_operation", "response_code"],
+    )
+    .start()
+    .unwrap();
+    let prom = Prometheus::scrape(&envoy).unwrap();
+    let plan = [
+        ("GET", "/books".to_string(), 200, 12),
+        ("GET", "/books/1".to_string(), 200, 7),
+        ("GET", "/nowhere".to_string(), 404, 3),
+        ("POST", "/books".to_string(), 201, 4),
+    ];
+    send_all(&envoy, &plan, 4);
+    // Histogram samples: 10 × 3, 10 × 30, 10 × 300 on ListBooks.
+    for (size, n) in [(3, 10), (30, 10), (300, 10)] {
+        for _ in 0..n {
+            let r = envoy
+                .request("GET", "/books")
+                .header("x-size", &size.to_string())
+                .send()
+                .unwrap();
+            assert_eq!(r.status, 200);
+        }
+    }
+    envoy
+        .wait_access_log_len(56, Duration::from_secs(10))
+        .unwrap();
+
+    let by_op = prom
+        .wait_for(
+            "sum by (request_operation) (istio_get_calls)",
+            Duration::from_secs(30),
+            |r| {
+                let m: BTreeMap<String, f64> = r
+                    .iter()
+                    .map(|s| {
+                        let (l, v) = sample(s);
+                        (l["request_operation"].as_str().unwrap_or("").to_string(), v)
+                    })
+                    .collect();
+                m.get("ListBooks") == Some(&42.0)
+                    && m.get("GetBook") == Some(&7.0)
+                    && m.get("unknown") == Some(&3.0)
+                    && m.len() == 3
+            },
+        )
+        .unwrap();
+    assert_eq!(by_op.len(), 3);
+    // One series per label set, labels exactly as declared.
+    let series = prom.query("istio_get_calls").unwrap();
+    for s in &series {
+        let (labels, _) = sample(s);
+        let keys: Vec<&String> = labels.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "__name__",
+                "instance",
+                "job",
+                "request_operation",
+                "response_code"
+            ],
+            "{s}"
+        );
+    }
+    let not_found = prom
+        .query(r#"istio_get_calls{request_operation="unknown",response_code="404"}"#)
+        .unwrap();
+    assert_eq!(sample(&not_found[0]).1, 3.0);
+
+    // Histogram: exact count, plausible sum (Envoy's histograms are
+    // approximate) and buckets, after a stats flush (1 s in the harness).
+    let count = prom
+        .wait_for(
+            r#"book_request_size_count{request_operation="ListBooks"}"#,
+            Duration::from_secs(30),
+            |r| r.first().is_some_and(|s| sample(s).1 == 30.0),
+        )
+        .unwrap();
+    assert_eq!(count.len(), 1);
+    let sum = sample(
+        &prom
+            .query(r#"book_request_size_sum{request_operation="ListBooks"}"#)
+            .unwrap()[0],
+    )
+    .1;
+    assert!((sum - 3330.0).abs() < 3330.0 * 0.05, "sum {sum}");
+    let buckets: BTreeMap<String, f64> = prom
+        .query(r#"book_request_size_bucket{request_operation="ListBooks"}"#)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let (l, v) = sample(s);
+            (l["le"].as_str().unwrap_or("").to_string(), v)
+        })
+        .collect();
+    assert_eq!(buckets.get("5"), Some(&10.0), "{buckets:?}");
+    assert_eq!(buckets.get("50"), Some(&20.0), "{buckets:?}");
+    assert_eq!(buckets.get("500"), Some(&30.0), "{buckets:?}");
+    assert_eq!(buckets.get("+Inf"), Some(&30.0), "{buckets:?}");
+    let p50 = prom
+        .query(r#"histogram_quantile(0.5, sum by (le) (book_request_size_bucket))"#)
+        .unwrap();
+    let p50 = sample(&p50[0]).1;
+    assert!((25.0..=50.0).contains(&p50), "p50 {p50}");
+}
+
+/// A bad configuration never breaks traffic: one line naming the metric
+/// and field, counted; the good metrics keep working.
+#[test]
+fn bad_config_is_logged_counted_and_never_breaks_traffic() {
+    let config = r#"{"metrics":[
+        {"name":"ok_calls"},
+        {"name":"broken","dimensions":{"op":"request.path +"}},
+        {"name":"typo","dimension":{}}]}"#;
+    let envoy = Envoy::builder()
+        .filter(Wasm::new("get_calls").config(config))
+        .start()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(envoy.get("/x").unwrap().status, 200);
+    }
+    envoy
+        .wait_access_log_len(3, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(envoy.stat("wasmcustom.ok_calls").unwrap(), Some(3));
+    assert!(envoy.stat(CONFIG_ERRORS).unwrap().unwrap_or(0) >= 1);
+    let lines: Vec<String> = envoy
+        .wasm_log_lines()
+        .into_iter()
+        .filter(|l| l.contains("Config Error"))
+        .collect();
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("get_calls: Config Error: metrics[1].dimensions.op:")
+                && l.contains("\"broken\"")
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("get_calls: Config Error: metrics[2].dimension:")
+                && l.contains("\"typo\"")
+        ),
+        "{lines:?}"
+    );
+    // Unparseable JSON: logged, counted, traffic flows.
+    let envoy = Envoy::builder()
+        .filter(Wasm::new("get_calls").config("metrics: [x]"))
+        .start()
+        .unwrap();
+    assert_eq!(envoy.get("/x").unwrap().status, 200);
+    envoy
+        .wait_for_log(
+            "get_calls: Config Error: $: invalid JSON",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+}
+
+/// Under Istio the default `destination_service` is the service host from
+/// the cluster's `istio.services` metadata (as istiod's `addTelemetryMetadata`
+/// writes it); a cluster with `istio` metadata but no services, or none at
+/// all, gives the cluster name. Clusters shaped like Istio's, routed to by an
+/// overridden route table.
+#[test]
+fn default_destination_service_reads_istio_cluster_metadata() {
+    let backend = envoy_harness::Upstream::start().unwrap();
+    let reviews = "outbound|9080||reviews.default.svc.cluster.local";
+    let ratings = "outbound|9080||ratings.default.svc.cluster.local";
+    let cluster = |name: &str, istio: Value| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "metadata": { "filter_metadata": { "istio": istio } },
+            "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [
+                { "endpoint": { "address": { "socket_address": {
+                    "address": "127.0.0.1", "port_value": backend.port() } } } } ] }] },
+        })
+    };
+    let route = |prefix: &str, cluster: &str| json!({ "match": { "prefix": prefix }, "route": { "cluster": cluster, "timeout": "10s" } });
+    let envoy = with_tags(
+        Envoy::builder()
+            .filter(Wasm::new("get_calls"))
+            .cluster(cluster(
+                reviews,
+                json!({ "services": [{ "host": "reviews.default.svc.cluster.local",
+                                       "name": "reviews", "namespace": "default" }] }),
+            ))
+            .cluster(cluster(
+                ratings,
+                json!({ "config": "/apis/networking.istio.io/v1/namespaces/default/destination-rule/ratings" }),
+            ))
+            .hcm(
+                "route_config",
+                json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                    "routes": [route("/reviews", reviews), route("/ratings", ratings),
+                               route("/", "upstream")] }] }),
+            ),
+        &DEFAULT_LABELS,
+    )
+    .start()
+    .unwrap();
+    for path in ["/reviews/1", "/reviews/2", "/ratings/1", "/plain"] {
+        assert_eq!(envoy.get(path).unwrap().status, 200, "{path}");
+    }
+    envoy
+        .wait_access_log_len(4, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(backend.received().len(), 3);
+    let text = envoy.prometheus().unwrap();
+    let got: BTreeMap<String, f64> = family(&text, "istio_get_calls")
+        .into_iter()
+        .map(|(l, v)| {
+            assert_eq!(l["request_operation"], "unknown");
+            (l["destination_service"].clone(), v)
+        })
+        .collect();
+    let want: BTreeMap<String, f64> = [
+        ("reviews.default.svc.cluster.local", 2.0),
+        // '|' is not allowed in a label value: sanitised to '_'.
+        ("outbound_9080__ratings.default.svc.cluster.local", 1.0),
+        ("upstream", 1.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want, "{text}");
+    assert_eq!(envoy.stat(RUNTIME_ERRORS).unwrap(), Some(0));
+}
