@@ -4,7 +4,7 @@ use crate::config::Phase;
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
 use filter_common::view::RequestView;
-use filter_common::wasm::{self, hostcalls, WasmHost};
+use filter_common::wasm::{self, hostcalls, Heartbeat, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
@@ -12,12 +12,13 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     wasm::init(FILTER_NAME);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(AttributeGenRoot { plan: Rc::default() })
+        Box::new(AttributeGenRoot { plan: Rc::default(), heartbeat: Heartbeat::default() })
     });
 }}
 
 struct AttributeGenRoot {
     plan: Rc<Plan>,
+    heartbeat: Heartbeat,
 }
 
 impl Context for AttributeGenRoot {}
@@ -31,12 +32,14 @@ impl RootContext for AttributeGenRoot {
     fn on_configure(&mut self, _: usize) -> bool {
         let raw = hostcalls::plugin_configuration().ok().flatten();
         self.plan = Rc::new(configure(raw.as_deref(), &WasmHost));
+        self.heartbeat = Heartbeat::define(FILTER_NAME);
         true // a bad configuration is counted and logged, never fatal
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(AttributeGenStream {
             plan: Rc::clone(&self.plan),
+            heartbeat: self.heartbeat,
         }))
     }
 
@@ -47,12 +50,16 @@ impl RootContext for AttributeGenRoot {
 
 struct AttributeGenStream {
     plan: Rc<Plan>,
+    heartbeat: Heartbeat,
 }
 
 impl Context for AttributeGenStream {}
 
 impl HttpContext for AttributeGenStream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.heartbeat.beat();
+        #[cfg(feature = "fault-injection")]
+        filter_common::fault::check(&WasmHost);
         if self.plan.runs_in(Phase::OnRequest) {
             self.plan
                 .run(Phase::OnRequest, &RequestView::new(&WasmHost));

@@ -8,6 +8,8 @@
 pub mod cel;
 pub mod config;
 pub mod fake;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod host;
 pub mod metrics;
 pub mod throttle;
@@ -21,6 +23,13 @@ pub const BUILD: &str = match option_env!("TELEMETRY_FILTERS_BUILD") {
     Some(b) => b,
     None => "dev",
 };
+
+/// Name of a filter's heartbeat counter: +1 for every request the filter
+/// sees. When Envoy serves requests but this stays flat, the filter is not
+/// running (e.g. skipped by `FAIL_OPEN` after a VM failure).
+pub fn heartbeat_metric(filter: &str) -> String {
+    format!("wasm_filter.{filter}.requests_total")
+}
 
 /// The one line every filter logs when its VM starts.
 pub fn start_banner(filter: &str, version: &str) -> String {

@@ -21,3 +21,28 @@ pub fn init(filter: &'static str) {
 pub fn log_start(filter: &str, version: &str) {
     hostcalls::log(LogLevel::Info, &crate::start_banner(filter, version));
 }
+
+/// A filter's heartbeat counter ([`crate::heartbeat_metric`]), defined once
+/// per VM.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Heartbeat(Option<crate::host::MetricId>);
+
+impl Heartbeat {
+    /// Defines the counter (root context).
+    pub fn define(filter: &str) -> Heartbeat {
+        use crate::host::{Host, MetricKind};
+        let name = crate::heartbeat_metric(filter);
+        Heartbeat(
+            super::WasmHost
+                .define_metric(MetricKind::Counter, &name)
+                .ok(),
+        )
+    }
+
+    /// Counts one request.
+    pub fn beat(&self) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::increment_metric(id.0, 1);
+        }
+    }
+}
