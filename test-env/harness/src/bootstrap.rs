@@ -16,6 +16,7 @@ pub struct Wasm {
     config: Option<String>,
     failure_policy: Option<String>,
     env: Vec<(String, String)>,
+    dynamic: bool,
 }
 
 impl Wasm {
@@ -30,12 +31,22 @@ impl Wasm {
             config: None,
             failure_policy: None,
             env: Vec::new(),
+            dynamic: false,
         }
     }
     /// The plugin configuration, passed as a `StringValue` as Istio does.
     pub fn config(mut self, json: impl Into<String>) -> Self {
         self.config = Some(json.into());
         self
+    }
+    /// The test-only build of a project module (`target/filters/test/`,
+    /// cargo feature `fault-injection`: `x-fault-inject: panic` traps the VM).
+    pub fn fault_injecting(name: &str) -> Self {
+        Wasm::new(name).module_path(
+            crate::paths::wasm_dir()
+                .join("test")
+                .join(format!("{name}.wasm")),
+        )
     }
     /// Another module file.
     pub fn module_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -61,6 +72,46 @@ impl Wasm {
     pub fn failure_policy(mut self, policy: &str) -> Self {
         self.failure_policy = Some(policy.to_string());
         self
+    }
+    /// Serve this filter's configuration over file-based ECDS (extension
+    /// config discovery), so a test can change it while Envoy runs
+    /// ([`crate::Envoy::update_wasm`]). The ECDS resource is the plugin name.
+    pub fn dynamic(mut self) -> Self {
+        self.dynamic = true;
+        self
+    }
+    /// Whether the filter is served over ECDS.
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+    /// The plugin name.
+    pub fn plugin_name(&self) -> &str {
+        &self.name
+    }
+    /// The ECDS file (a `DiscoveryResponse`) serving this filter.
+    pub fn ecds_document(&self, version: u64) -> Value {
+        let mut resource = self.to_filter();
+        resource["name"] = json!(self.name);
+        resource["typed_config"]["@type"] =
+            json!("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
+        json!({
+            "version_info": version.to_string(),
+            "resources": [{
+                "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+                "name": self.name,
+                "typed_config": resource["typed_config"],
+            }]
+        })
+    }
+    /// The HCM entry that takes this filter's configuration from `path`.
+    pub(crate) fn to_discovered_filter(&self, path: &std::path::Path) -> Value {
+        json!({
+            "name": self.name,
+            "config_discovery": {
+                "config_source": { "path_config_source": { "path": path }, "resource_api_version": "V3" },
+                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+            }
+        })
     }
     /// An environment variable the VM sees.
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -90,6 +141,10 @@ impl Wasm {
         }
         if let Some(p) = &self.failure_policy {
             config["failure_policy"] = json!(p);
+            if p == "FAIL_RELOAD" {
+                config["reload_config"] =
+                    json!({ "backoff": { "base_interval": "0.1s", "max_interval": "0.5s" } });
+            }
         }
         json!({
             "name": "envoy.filters.http.wasm",
@@ -137,6 +192,7 @@ pub struct EnvoyBuilder {
     pub(crate) direct_response: Option<u16>,
     pub(crate) exact_balance: bool,
     pub(crate) runtime: serde_json::Map<String, Value>,
+    pub(crate) cpu_affinity: Vec<usize>,
 }
 
 impl Default for EnvoyBuilder {
@@ -153,6 +209,7 @@ impl Default for EnvoyBuilder {
             direct_response: None,
             exact_balance: false,
             runtime: serde_json::Map::new(),
+            cpu_affinity: Vec::new(),
         }
     }
 }
@@ -219,6 +276,12 @@ impl EnvoyBuilder {
         self.exact_balance = true;
         self
     }
+    /// Pins Envoy (every thread) to these CPUs from exec on, as
+    /// `taskset -c` would (benchmarks: Envoy on one core, load on another).
+    pub fn cpu_affinity(mut self, cpus: &[usize]) -> Self {
+        self.cpu_affinity = cpus.to_vec();
+        self
+    }
     /// Starts Envoy and waits until it is ready.
     pub fn start(self) -> Result<Envoy> {
         Envoy::start(self)
@@ -259,6 +322,9 @@ impl EnvoyBuilder {
             .filters
             .iter()
             .map(|f| match f {
+                HttpFilter::Wasm(w) if w.dynamic => {
+                    w.to_discovered_filter(&ecds_path(access_log, &w.name))
+                }
                 HttpFilter::Wasm(w) => w.to_filter(),
                 HttpFilter::Raw(v) => v.clone(),
             })
@@ -341,4 +407,9 @@ impl EnvoyBuilder {
         }
         bootstrap
     }
+}
+
+/// Where the ECDS file of a dynamic filter lives (beside the access log).
+pub(crate) fn ecds_path(access_log: &std::path::Path, name: &str) -> PathBuf {
+    access_log.with_file_name(format!("ecds-{name}.json"))
 }

@@ -50,6 +50,14 @@ impl Envoy {
         let (admin_port, listener_port) = (free_port()?, free_port()?);
         let access_log = dir.path().join("access.log");
         let bootstrap = builder.bootstrap(admin_port, listener_port, upstream.port(), &access_log);
+        for f in &builder.filters {
+            if let crate::HttpFilter::Wasm(w) = f {
+                if w.is_dynamic() {
+                    let path = crate::bootstrap::ecds_path(&access_log, w.plugin_name());
+                    write(&path, &w.ecds_document(1).to_string())?;
+                }
+            }
+        }
         let config = dir.path().join("envoy.json");
         write(
             &config,
@@ -72,12 +80,25 @@ impl Envoy {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
+        let cpus = builder.cpu_affinity.clone();
         // Detach from the caller's session so a signal to the test's process
-        // group does not reach Envoy before we stop it ourselves.
-        // SAFETY: setsid is async-signal-safe.
+        // group does not reach Envoy before we stop it ourselves; pin it.
+        // SAFETY: setsid and sched_setaffinity are async-signal-safe; the
+        // CPU list is allocated before fork.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::setsid();
+                if !cpus.is_empty() {
+                    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    for &c in &cpus {
+                        libc::CPU_SET(c, &mut set);
+                    }
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -292,6 +313,45 @@ impl Envoy {
                 return err(format!("access log has {} of {n} entries", log.len()));
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Replaces the configuration of a filter started with [`Wasm::dynamic`]
+    /// (same plugin name) while Envoy runs: writes the new ECDS file
+    /// atomically and waits until Envoy has applied it (`config_reload`) or
+    /// rejected it (`config_fail`). Returns true when applied.
+    pub fn update_wasm(&self, wasm: &crate::Wasm) -> Result<bool> {
+        let name = wasm.plugin_name();
+        let path = crate::bootstrap::ecds_path(&self.dir().join("access.log"), name);
+        let stat = |what: &str| -> Result<u64> {
+            Ok(self
+                .stat(&format!(
+                    "extension_config_discovery.http_filter.{name}.{what}"
+                ))?
+                .unwrap_or(0))
+        };
+        let (reloads, fails) = (stat("config_reload")?, stat("config_fail")?);
+        let version = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(2, |d| d.as_nanos() as u64);
+        let tmp = path.with_extension("tmp");
+        write(&tmp, &wasm.ecds_document(version).to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| HarnessError(format!("rename: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if stat("config_reload")? > reloads {
+                return Ok(true);
+            }
+            if stat("config_fail")? > fails {
+                return Ok(false);
+            }
+            if Instant::now() > deadline {
+                return err(format!(
+                    "ECDS update of {name} not picked up:\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

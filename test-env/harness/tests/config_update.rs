@@ -1,0 +1,81 @@
+//! Changing a filter's configuration while traffic flows (file-based ECDS).
+
+use envoy_harness::{Envoy, Wasm};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const V1: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"v1"}]}]}"#;
+const V2: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"v2"}]}]}"#;
+const BAD: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"x","condition":"request.path =="}]}]}"#;
+const CONFIG_ERRORS: &str = "wasmcustom.wasm_filter.attributegen.type.config.error_count";
+
+#[test]
+fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
+    let envoy = Envoy::builder()
+        .concurrency(2)
+        .filter(Wasm::new("attributegen").config(V1).dynamic())
+        .log_attribute("op")
+        .start()
+        .unwrap();
+    let op = |envoy: &Envoy| {
+        let r = envoy.get("/").unwrap();
+        assert_eq!(r.status, 200);
+        envoy.access_log_entry(&r).unwrap()["attr.op"].clone()
+    };
+    assert_eq!(op(&envoy), "v1");
+
+    // Traffic in the background during every update: none may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let port = envoy.port();
+    let bg = {
+        let (stop, failed, sent) = (stop.clone(), failed.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            while !stop.load(Ordering::Relaxed) {
+                let ok = agent
+                    .get(&format!("http://127.0.0.1:{port}/bg"))
+                    .call()
+                    .map(|r| r.status() == 200)
+                    .unwrap_or(false);
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    assert!(envoy
+        .update_wasm(&Wasm::new("attributegen").config(V2).dynamic())
+        .unwrap());
+    assert_eq!(op(&envoy), "v2");
+
+    // An invalid update is accepted by Envoy (the filter never fails
+    // on_configure), counted, and from then on produces no attributes.
+    let before = envoy.stat(CONFIG_ERRORS).unwrap().unwrap_or(0);
+    assert!(envoy
+        .update_wasm(&Wasm::new("attributegen").config(BAD).dynamic())
+        .unwrap());
+    assert!(op(&envoy).is_null());
+    assert!(envoy.stat(CONFIG_ERRORS).unwrap().unwrap_or(0) > before);
+
+    // A good one brings attributes back.
+    assert!(envoy
+        .update_wasm(&Wasm::new("attributegen").config(V1).dynamic())
+        .unwrap());
+    assert_eq!(op(&envoy), "v1");
+
+    stop.store(true, Ordering::Relaxed);
+    bg.join().unwrap();
+    assert!(sent.load(Ordering::Relaxed) > 10, "background traffic ran");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during updates"
+    );
+}
