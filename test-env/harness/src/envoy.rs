@@ -197,6 +197,29 @@ impl Envoy {
         self.request("GET", path).send()
     }
 
+    /// Sends raw bytes (one HTTP/1.1 request; add `connection: close`) to the
+    /// listener and returns the response's status code (0 if none came) and
+    /// its text. For what a well-behaved client would never send: invalid
+    /// UTF-8, odd methods, huge header blocks.
+    pub fn raw_request(&self, request: &[u8]) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.listener_port))
+            .map_err(|e| HarnessError(format!("connect: {e}")))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| HarnessError(e.to_string()))?;
+        s.write_all(request)
+            .map_err(|e| HarnessError(format!("write: {e}")))?;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok((status, text))
+    }
+
     /// GET on the admin endpoint, body as text.
     pub fn admin_get(&self, path: &str) -> Result<String> {
         let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
