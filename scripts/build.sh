@@ -30,7 +30,10 @@ done
 args=()
 for f in "${FILTERS[@]}"; do args+=(-p "$f"); done
 cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 "${args[@]}"
-for f in "${FILTERS[@]}"; do
+# The one-VM bundle links the filters' crates without their entry points, so
+# it is built on its own (cargo would otherwise unify their features).
+cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p telemetry-bundle
+for f in "${FILTERS[@]}" telemetry-bundle; do
   name="${f//-/_}"
   src="$ROOT/target/wasm32-wasip1/release/$name.wasm"
   optimize "$src" "$out/$name.wasm"

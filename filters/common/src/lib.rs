@@ -12,6 +12,7 @@ pub mod fake;
 pub mod fault;
 pub mod host;
 pub mod metrics;
+pub mod shared_reads;
 pub mod throttle;
 pub mod view;
 

@@ -32,7 +32,10 @@
 //! non-ASCII) with `_`, never lets two dots follow each other, and cuts the
 //! value to a maximum length. Without `=` and `;` a value can never contain a
 //! separator (`=.=`, `;.;`), so it can neither end its own tag early nor forge
-//! another one; its size is bounded, and so is the name.
+//! another one; its size is bounded, and so is the name. Envoy runs every
+//! extractor on the whole original name, so a foreign extractor can at worst
+//! *add* a label from a substring of a value; the dot after the words Istio's
+//! bootstrap extracts unanchored ([`ISTIO_FOREIGN_WORDS`]) is replaced too.
 //!
 //! # Series cap
 //!
@@ -128,6 +131,13 @@ pub fn suffix_clash<'a>(labels: &[&'a str]) -> Option<(&'a str, &'a str)> {
     })
 }
 
+/// Words that Istio's sidecar bootstrap extracts wherever they are followed
+/// by a dot (`(cache\.(.+?)\.)`, `(component\.(.+?)\.)`, `(tag\.(.+?);\.)`,
+/// `(wasm_filter\.(.+?)\.)`, `rbac(\.(allowed|denied))`; also `.shadow_` and
+/// `.istio_dry_run_`): in a value they would add a label to the series
+/// (verified on Envoy 1.40). The dot after them becomes `_`.
+pub const ISTIO_FOREIGN_WORDS: [&str; 5] = ["cache", "component", "tag", "wasm_filter", "rbac"];
+
 /// Whether a byte may appear in a label value as is.
 fn allowed(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"_-./:@~+".contains(&c)
@@ -151,11 +161,19 @@ pub fn sanitize_value(raw: &[u8], max_len: usize) -> String {
         } else {
             '_'
         };
-        // Consecutive dots would make an empty segment in Envoy's stat name.
-        if c == '.' && out.ends_with('.') {
+        // Consecutive dots would make an empty segment in Envoy's stat name;
+        // a dot after a word of ISTIO_FOREIGN_WORDS would let one of Istio's
+        // unanchored bootstrap extractors add a label of its own.
+        if c == '.' && (out.ends_with('.') || ISTIO_FOREIGN_WORDS.iter().any(|w| out.ends_with(w)))
+        {
             out.push('_');
         } else {
             out.push(c);
+        }
+    }
+    for word in [".shadow_", ".istio_dry_run_"] {
+        if out.contains(word) {
+            out = out.replace(word, &word.replacen('.', "_", 1));
         }
     }
     if out.is_empty() {
@@ -393,6 +411,21 @@ mod tests {
         assert_eq!(sanitize_value(b"a;.;b=.=c", 64), "a_._b_._c");
         assert_eq!(sanitize_value(b"\"q\"\\\n\r\t ", 64), "_q______");
         assert_eq!(sanitize_value(b"a...b", 64), "a._.b");
+        // Istio's unanchored extractors must find nothing.
+        assert_eq!(sanitize_value(b"cache.a.b", 64), "cache_a.b");
+        assert_eq!(sanitize_value(b"xcomponent.x.y", 64), "xcomponent_x.y");
+        assert_eq!(sanitize_value(b"tag.q", 64), "tag_q");
+        assert_eq!(sanitize_value(b"wasm_filter.z", 64), "wasm_filter_z");
+        assert_eq!(sanitize_value(b"rbac.denied", 64), "rbac_denied");
+        assert_eq!(sanitize_value(b"a.shadow_allowed", 64), "a_shadow_allowed");
+        assert_eq!(
+            sanitize_value(b"a.istio_dry_run_allow_", 64),
+            "a_istio_dry_run_allow_"
+        );
+        assert_eq!(
+            sanitize_value(b"cached.example.com", 64),
+            "cached.example.com"
+        );
         assert_eq!(sanitize_value("é€".as_bytes(), 64), "__");
         assert_eq!(sanitize_value(&[0xff, b'a'], 64), "_a");
         assert_eq!(sanitize_value(b"", 64), UNKNOWN);

@@ -13,8 +13,10 @@ pub mod config;
 pub mod plan;
 
 // The adapter is left out of test builds so the unit tests also run as a
-// plain WASI program (scripts/test.sh runs them under Node's WASI).
-#[cfg(all(target_arch = "wasm32", not(test)))]
+// plain WASI program (scripts/test.sh runs them under Node's WASI), and out
+// of the one-VM bundle, which depends on this crate without the `filter`
+// feature and brings its own adapter.
+#[cfg(all(target_arch = "wasm32", feature = "filter", not(test)))]
 mod filter;
 
 /// Name used in logs and metric names.

@@ -5,7 +5,7 @@
 //! its own, so one bad tag is reported by name and skipped while the others
 //! keep working.
 
-use filter_common::config::{nullable, ConfigError, EnumValue};
+use filter_common::config::{flexible_bool, nullable, ConfigError, EnumValue};
 use serde::{Deserialize, Deserializer};
 
 /// Default cap on a tag value, in bytes (cut at a character boundary).
@@ -37,7 +37,7 @@ pub struct PluginConfig {
     #[serde(alias = "headerPrefix", deserialize_with = "nullable")]
     pub header_prefix: String,
     /// Cap on a tag value in bytes (default 256, at most 8192).
-    #[serde(alias = "maxValueLength")]
+    #[serde(alias = "maxValueLength", deserialize_with = "whole_number")]
     pub max_value_length: usize,
 }
 
@@ -50,6 +50,22 @@ impl Default for PluginConfig {
             header_prefix: String::new(),
             max_value_length: DEFAULT_MAX_VALUE_LENGTH,
         }
+    }
+}
+
+/// A non-negative whole number, also written as a double (`256.0`): Istio
+/// sends `pluginConfig` as a `Struct`, whose numbers are doubles.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return usize::try_from(u).map_err(D::Error::custom);
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e9 => Ok(f as usize),
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number, got {n}"
+        ))),
     }
 }
 
@@ -88,6 +104,10 @@ pub struct TagConfig {
     /// Also write this tag to this request header (overrides `header_prefix`).
     #[serde(alias = "requestHeader")]
     pub request_header: Option<String>,
+    /// Also propagate this tag to the upstream as a W3C `baggage` entry
+    /// `<name>=<value>` (request-phase tags only).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub baggage: bool,
 }
 
 /// When a tag's value is produced.
@@ -182,6 +202,15 @@ mod tests {
         assert_eq!(c.max_value_length, 256);
         let c: PluginConfig = parse_json(Some(br#"{"filter_state":null}"#)).unwrap();
         assert!(c.filter_state);
+    }
+
+    #[test]
+    fn numbers_may_be_doubles() {
+        let c: PluginConfig = parse_json(Some(br#"{"maxValueLength":64.0}"#)).unwrap();
+        assert_eq!(c.max_value_length, 64);
+        let e = parse_json::<PluginConfig>(Some(br#"{"max_value_length":1.5}"#)).unwrap_err();
+        assert_eq!(e.path, "max_value_length");
+        assert!(parse_json::<PluginConfig>(Some(br#"{"max_value_length":-1}"#)).is_err());
     }
 
     #[test]

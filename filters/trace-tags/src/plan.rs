@@ -50,6 +50,8 @@ struct Tag {
     filter_state: Option<String>,
     /// Request header, when written there.
     header: Option<String>,
+    /// Propagated as a W3C `baggage` entry.
+    baggage: bool,
 }
 
 /// A compiled configuration: immutable, shared by every stream of a VM.
@@ -57,6 +59,8 @@ pub struct Plan {
     tags: Vec<Tag>,
     /// Every header the filter owns (stripped from client requests).
     owned_headers: Vec<String>,
+    /// Baggage keys the filter owns (stripped from the client's `baggage`).
+    baggage_keys: Vec<String>,
     max_len: usize,
     runtime_errors: Option<MetricId>,
     throttle: LogThrottle,
@@ -67,6 +71,7 @@ impl Default for Plan {
         Plan {
             tags: Vec::new(),
             owned_headers: Vec::new(),
+            baggage_keys: Vec::new(),
             max_len: crate::config::DEFAULT_MAX_VALUE_LENGTH,
             runtime_errors: None,
             throttle: LogThrottle::default(),
@@ -201,6 +206,9 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> (Plan, Vec<ConfigErro
                         "duplicate tag name; the first one is kept",
                     ));
                 } else {
+                    if tag.baggage {
+                        plan.baggage_keys.push(tag.name.clone());
+                    }
                     plan.tags.push(tag);
                 }
             }
@@ -337,6 +345,12 @@ fn compile_tag(
                     .into(),
             ));
         }
+        if t.baggage {
+            return Err((
+                "baggage",
+                "a RESPONSE-phase tag cannot be propagated: the upstream request is gone".into(),
+            ));
+        }
         // With header_prefix its header is still owned (stripped from
         // clients) but never written.
         header = None;
@@ -350,7 +364,30 @@ fn compile_tag(
             .filter_state
             .then(|| format!("{}{}", config.filter_state_prefix, t.name)),
         header,
+        baggage: t.baggage,
     })
+}
+
+/// The W3C baggage header.
+const BAGGAGE: &str = "baggage";
+/// W3C baggage limits: total bytes and list members.
+const BAGGAGE_MAX_BYTES: usize = 8192;
+const BAGGAGE_MAX_MEMBERS: usize = 180;
+
+/// Percent-encodes a baggage value: everything outside the W3C
+/// `baggage-octet` set, and `%` itself, becomes `%XX` (UTF-8 bytes).
+pub fn baggage_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        let plain =
+            matches!(b, 0x21 | 0x23..=0x24 | 0x26..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+        if plain {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Makes a tag value safe: control characters (which no header may carry)
@@ -391,10 +428,11 @@ impl Plan {
                 );
             }
         }
+        let mut baggage = Vec::new();
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Request) {
             let value = self.value(tag, host);
             self.write_filter_state(tag, value.as_deref(), host);
-            if let (Some(h), Some(v)) = (&tag.header, value) {
+            if let (Some(h), Some(v)) = (&tag.header, &value) {
                 if let Err(e) = host.set_request_header(h, v.as_bytes()) {
                     self.runtime_error(
                         host,
@@ -403,6 +441,55 @@ impl Plan {
                     );
                 }
             }
+            if let (true, Some(v)) = (tag.baggage, value) {
+                baggage.push((tag.name.as_str(), v));
+            }
+        }
+        if !self.baggage_keys.is_empty() {
+            self.write_baggage(&baggage, host);
+        }
+    }
+
+    /// Rewrites the W3C `baggage` request header: the client's entries
+    /// under the filter's keys are dropped (they would be spoofed tags
+    /// downstream), the others kept, then the filter's entries appended
+    /// within the 8192-byte limit of the W3C specification.
+    fn write_baggage(&self, ours: &[(&str, String)], host: &impl Host) {
+        let incoming = match host.request_header(BAGGAGE) {
+            Ok(v) => v.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Err(e) => {
+                self.runtime_error(host, BAGGAGE, &format!("reading the header failed ({e})"));
+                None
+            }
+        };
+        let mut members: Vec<String> = incoming
+            .iter()
+            .flat_map(|h| h.split(','))
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .filter(|m| {
+                let key = m.split(['=', ';']).next().unwrap_or_default().trim();
+                !self.baggage_keys.iter().any(|k| k == key)
+            })
+            .map(str::to_string)
+            .collect();
+        let mut len: usize = members.iter().map(|m| m.len() + 1).sum();
+        for (key, value) in ours {
+            let member = format!("{key}={}", baggage_encode(value));
+            if len + member.len() + 1 > BAGGAGE_MAX_BYTES || members.len() >= BAGGAGE_MAX_MEMBERS {
+                self.runtime_error(host, key, "the baggage header is full; entry not added");
+                continue;
+            }
+            len += member.len() + 1;
+            members.push(member);
+        }
+        let result = if members.is_empty() {
+            host.remove_request_header(BAGGAGE)
+        } else {
+            host.set_request_header(BAGGAGE, members.join(",").as_bytes())
+        };
+        if let Err(e) = result {
+            self.runtime_error(host, BAGGAGE, &format!("writing the header failed ({e})"));
         }
     }
 
@@ -630,6 +717,45 @@ mod tests {
             warn[0].contains("tags[0] (\"s\").request_header: a RESPONSE-phase tag"),
             "{warn:?}"
         );
+    }
+
+    #[test]
+    fn baggage_entries_replace_the_clients_and_keep_the_rest() {
+        let host = FakeHost::new();
+        let p = plan(
+            &host,
+            r#"{"tags":[{"name":"tenant","header":"x-tenant","baggage":true},
+                        {"name":"team","literal":"book store","baggage":true},
+                        {"name":"other","literal":"x"}]}"#,
+        );
+        host.set_header("x-tenant", b"acme,inc")
+            .set_header("baggage", b"userId=alice, tenant=evil;prop=1 ,team=evil");
+        p.on_request(&host);
+        assert_eq!(
+            hdr(&host, "baggage").as_deref(),
+            Some("userId=alice,tenant=acme%2Cinc,team=book%20store")
+        );
+        // Without values and without client entries: no header at all.
+        let host = FakeHost::new();
+        let p = plan(
+            &host,
+            r#"{"tags":[{"name":"tenant","header":"x-tenant","baggage":true}]}"#,
+        );
+        host.set_header("baggage", b"tenant=evil");
+        p.on_request(&host);
+        assert_eq!(hdr(&host, "baggage"), None);
+        assert_eq!(baggage_encode("a%b=c\\\u{e9}"), "a%25b=c%5C%C3%A9");
+    }
+
+    #[test]
+    fn response_phase_tag_cannot_be_baggage() {
+        let host = FakeHost::new();
+        let p = plan(
+            &host,
+            r#"{"tags":[{"name":"s","expression":"x","phase":"RESPONSE","baggage":true}]}"#,
+        );
+        assert!(p.is_empty());
+        assert!(host.logs_at_least(LogLevel::Warn)[0].contains("(\"s\").baggage:"));
     }
 
     #[test]

@@ -318,8 +318,12 @@ impl EnvoyBuilder {
         for (k, v) in &self.log_fields {
             log_format.insert(k.clone(), json!(v));
         }
-        let mut http_filters: Vec<Value> = self
-            .filters
+        let filters = if bundle_mode() {
+            bundle(&self.filters)
+        } else {
+            self.filters.clone()
+        };
+        let mut http_filters: Vec<Value> = filters
             .iter()
             .map(|f| match f {
                 HttpFilter::Wasm(w) if w.dynamic => {
@@ -412,4 +416,69 @@ impl EnvoyBuilder {
 /// Where the ECDS file of a dynamic filter lives (beside the access log).
 pub(crate) fn ecds_path(access_log: &std::path::Path, name: &str) -> PathBuf {
     access_log.with_file_name(format!("ecds-{name}.json"))
+}
+
+/// Whether `TELEMETRY_BUNDLE=1`: the project's filters then run as jobs of
+/// the one-VM bundle (`telemetry_bundle.wasm`) instead of as separate filters,
+/// so the same tests cover both.
+pub fn bundle_mode() -> bool {
+    std::env::var("TELEMETRY_BUNDLE").is_ok_and(|v| v == "1")
+}
+
+/// The bundle's section name of a project filter in its plain form (default
+/// names, module and settings, JSON configuration), or `None`.
+fn bundle_section(w: &Wasm) -> Option<(&'static str, Value)> {
+    let job = ["attributegen", "get_calls", "trace_tags"]
+        .into_iter()
+        .find(|j| w.name == *j && w.root_id == *j && w.vm_id == *j)?;
+    let plain = w.module == crate::paths::module(job) && !w.dynamic && w.failure_policy.is_none();
+    if !plain {
+        return None;
+    }
+    let config = match &w.config {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).ok()?,
+    };
+    Some((job, config))
+}
+
+/// Merges runs of plain project filters into bundle filters (a job seen twice
+/// starts a new bundle); anything else stays as it is.
+fn bundle(filters: &[HttpFilter]) -> Vec<HttpFilter> {
+    let mut out = Vec::new();
+    let mut current: Option<(serde_json::Map<String, Value>, Vec<(String, String)>)> = None;
+    let flush = |current: &mut Option<(serde_json::Map<String, Value>, Vec<(String, String)>)>,
+                 out: &mut Vec<HttpFilter>| {
+        if let Some((sections, env)) = current.take() {
+            let mut w = Wasm::new("telemetry_bundle").config(Value::Object(sections).to_string());
+            for (k, v) in env {
+                w = w.env(&k, &v);
+            }
+            out.push(HttpFilter::Wasm(w));
+        }
+    };
+    for f in filters {
+        match f {
+            HttpFilter::Wasm(w) => match bundle_section(w) {
+                Some((job, config)) => {
+                    if current.as_ref().is_some_and(|(s, _)| s.contains_key(job)) {
+                        flush(&mut current, &mut out);
+                    }
+                    let (sections, env) = current.get_or_insert_with(Default::default);
+                    sections.insert(job.to_string(), config);
+                    env.extend(w.env.iter().cloned());
+                }
+                None => {
+                    flush(&mut current, &mut out);
+                    out.push(f.clone());
+                }
+            },
+            HttpFilter::Raw(_) => {
+                flush(&mut current, &mut out);
+                out.push(f.clone());
+            }
+        }
+    }
+    flush(&mut current, &mut out);
+    out
 }

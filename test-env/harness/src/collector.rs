@@ -29,6 +29,9 @@ pub enum SpanFormat {
     Otlp,
 }
 
+/// A request body as received: (path, raw bytes).
+pub type Payload = (String, Vec<u8>);
+
 /// One span as received.
 #[derive(Debug, Clone)]
 pub struct Span {
@@ -57,6 +60,7 @@ pub struct Collector {
     threads: Vec<JoinHandle<()>>,
     spans: Arc<Mutex<Vec<Span>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    payloads: Arc<Mutex<Vec<Payload>>>,
 }
 
 impl Collector {
@@ -73,11 +77,16 @@ impl Collector {
         let stop = Arc::new(AtomicBool::new(false));
         let spans = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let payloads = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..2)
             .map(|_| {
-                let (server, stop, spans, errors) =
-                    (server.clone(), stop.clone(), spans.clone(), errors.clone());
-                std::thread::spawn(move || serve(&server, &stop, &spans, &errors))
+                let sink = Sink {
+                    spans: spans.clone(),
+                    errors: errors.clone(),
+                    payloads: payloads.clone(),
+                };
+                let (server, stop) = (server.clone(), stop.clone());
+                std::thread::spawn(move || serve(&server, &stop, &sink))
             })
             .collect();
         Ok(Collector {
@@ -87,6 +96,7 @@ impl Collector {
             threads,
             spans,
             errors,
+            payloads,
         })
     }
 
@@ -98,6 +108,12 @@ impl Collector {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every request body received (path, raw bytes), e.g. to show what
+    /// Envoy sent.
+    pub fn payloads(&self) -> Vec<Payload> {
+        self.payloads.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Payloads that could not be decoded (should stay empty).
@@ -141,12 +157,14 @@ impl Drop for Collector {
     }
 }
 
-fn serve(
-    server: &tiny_http::Server,
-    stop: &AtomicBool,
-    spans: &Mutex<Vec<Span>>,
-    errors: &Mutex<Vec<String>>,
-) {
+/// Where a server thread puts what it received.
+struct Sink {
+    spans: Arc<Mutex<Vec<Span>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    payloads: Arc<Mutex<Vec<Payload>>>,
+}
+
+fn serve(server: &tiny_http::Server, stop: &AtomicBool, sink: &Sink) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut request) = server.recv() else {
             break;
@@ -157,6 +175,11 @@ fn serve(
         let mut body = Vec::new();
         let read = request.as_reader().read_to_end(&mut body);
         let path = request.url().split('?').next().unwrap_or("").to_string();
+        if let Ok(mut p) = sink.payloads.lock() {
+            if p.len() < 10_000 {
+                p.push((path.clone(), body.clone()));
+            }
+        }
         let decoded = match (read, path.as_str()) {
             (Err(e), _) => Err(format!("{path}: reading the body: {e}")),
             (Ok(_), "/api/v2/spans") => decode_zipkin(&body),
@@ -165,7 +188,7 @@ fn serve(
         };
         let response = match decoded {
             Ok(new) => {
-                if let Ok(mut s) = spans.lock() {
+                if let Ok(mut s) = sink.spans.lock() {
                     s.extend(new);
                 }
                 if path == "/v1/traces" {
@@ -182,7 +205,7 @@ fn serve(
                 }
             }
             Err(e) => {
-                if let Ok(mut errs) = errors.lock() {
+                if let Ok(mut errs) = sink.errors.lock() {
                     errs.push(e.clone());
                 }
                 tiny_http::Response::from_data(e.into_bytes()).with_status_code(400)

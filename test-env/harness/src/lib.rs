@@ -27,7 +27,7 @@ pub mod paths;
 pub mod prometheus;
 mod upstream;
 
-pub use bootstrap::{EnvoyBuilder, HttpFilter, Wasm};
+pub use bootstrap::{bundle_mode, EnvoyBuilder, HttpFilter, Wasm};
 pub use client::{RequestBuilder, Response};
 pub use collector::{Collector, Span, SpanFormat};
 pub use envoy::Envoy;

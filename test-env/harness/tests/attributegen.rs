@@ -331,10 +331,15 @@ fn empty_configuration() {
     assert!(e["attr.istio_operationId"].is_null());
     assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0));
     let lines = envoy.wasm_log_lines();
+    let module = if envoy_harness::bundle_mode() {
+        "telemetry_bundle"
+    } else {
+        "attributegen"
+    };
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("attributegen 0.1.0 (build ")),
+            .any(|l| l.starts_with(&format!("{module} 0.1.0 (build "))),
         "{lines:?}"
     );
 }

@@ -13,7 +13,11 @@ fn start(policy: Option<&str>) -> Envoy {
     if let Some(p) = policy {
         w = w.failure_policy(p);
     }
-    Envoy::builder().filter(w).log_attribute("op").start().unwrap()
+    Envoy::builder()
+        .filter(w)
+        .log_attribute("op")
+        .start()
+        .unwrap()
 }
 
 /// (status, details, attribute) of one request.
@@ -24,7 +28,11 @@ fn send(envoy: &Envoy, fault: bool) -> (u16, String, Option<String>) {
     }
     let resp = r.send().unwrap();
     let e = envoy.access_log_entry(&resp).unwrap();
-    (resp.status, e["details"].as_str().unwrap_or("").to_string(), e["attr.op"].as_str().map(str::to_string))
+    (
+        resp.status,
+        e["details"].as_str().unwrap_or("").to_string(),
+        e["attr.op"].as_str().map(str::to_string),
+    )
 }
 
 fn heartbeat(envoy: &Envoy) -> u64 {
@@ -35,14 +43,27 @@ fn heartbeat(envoy: &Envoy) -> u64 {
 fn fail_closed_fails_every_request_until_the_next_config() {
     for policy in [Some("FAIL_CLOSED"), None] {
         let envoy = start(policy);
-        assert_eq!(send(&envoy, false), (200, "via_upstream".into(), Some("seen".into())));
+        assert_eq!(
+            send(&envoy, false),
+            (200, "via_upstream".into(), Some("seen".into()))
+        );
         let (code, details, _) = send(&envoy, true);
-        assert_eq!((code, details.as_str()), (503, "wasm_fail_stream"), "{policy:?}");
+        assert_eq!(
+            (code, details.as_str()),
+            (503, "wasm_fail_stream"),
+            "{policy:?}"
+        );
         for _ in 0..3 {
             let (code, details, _) = send(&envoy, false);
-            assert_eq!((code, details.as_str()), (503, "wasm_fail_stream"), "{policy:?}");
+            assert_eq!(
+                (code, details.as_str()),
+                (503, "wasm_fail_stream"),
+                "{policy:?}"
+            );
         }
-        envoy.wait_for_log("panic: panicked at", Duration::from_secs(5)).unwrap();
+        envoy
+            .wait_for_log("panic: panicked at", Duration::from_secs(5))
+            .unwrap();
     }
 }
 
@@ -60,7 +81,9 @@ fn fail_open_skips_the_filter_and_the_heartbeat_shows_it() {
     }
     assert_eq!(heartbeat(&envoy), beats, "the filter no longer runs");
     // the critical log line says why
-    envoy.wait_for_log("[critical][wasm]", Duration::from_secs(5)).unwrap();
+    envoy
+        .wait_for_log("[critical][wasm]", Duration::from_secs(5))
+        .unwrap();
 }
 
 #[test]

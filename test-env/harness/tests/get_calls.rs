@@ -19,6 +19,26 @@ const OPERATIONS: &str = r#"{"attributes":[{"output_attribute":"istio_operationI
   {"value":"GetBook","condition":"request.url_path.matches('^/books/[[:alnum:]]*$') && request.method == 'GET'"},
   {"value":"CreateBook","condition":"request.url_path == '/books' && request.method == 'POST'"}]}]}"#;
 
+/// The fixed extractors of Istio's sidecar bootstrap
+/// (`tools/packaging/common/envoy_bootstrap.json`), several unanchored: a
+/// label value must not trigger them.
+const ISTIO_EXTRACTORS: [(&str, &str); 11] = [
+    (
+        "cluster_name",
+        r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)",
+    ),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("cache", r"(cache\.(.+?)\.)"),
+    ("component", r"(component\.(.+?)\.)"),
+    ("tag", r"(tag\.(.+?);\.)"),
+    ("wasm_filter", r"(wasm_filter\.(.+?)\.)"),
+    ("authz_enforce_result", r"rbac(\.(allowed|denied))"),
+    ("authz_dry_run_action", r"(\.istio_dry_run_(allow|deny)_)"),
+    ("authz_dry_run_result", r"(\.shadow_(allowed|denied))"),
+];
+
 /// The documented plain-Envoy extractor for a label (= Istio's for
 /// `extraStatTags`).
 fn tag_regex(label: &str) -> String {
@@ -32,9 +52,10 @@ fn with_tags(mut b: EnvoyBuilder, labels: &[&str]) -> EnvoyBuilder {
     b
 }
 
-/// Sends `(method, path, upstream status, copies)` from `threads` threads
-/// (several keep-alive connections, so `exact_balance` spreads them over
-/// both workers). Every response must be the upstream's.
+/// Sends `(method, path, upstream status, copies)` from `threads` threads,
+/// each with its own keep-alive connection (its own agent), so
+/// `exact_balance` spreads them over both workers. Every response must be
+/// the upstream's.
 fn send_all(envoy: &Envoy, plan: &[(&str, String, u16, usize)], threads: usize) {
     let mut jobs: Vec<(&str, String, u16)> = Vec::new();
     for (m, p, s, n) in plan {
@@ -43,12 +64,32 @@ fn send_all(envoy: &Envoy, plan: &[(&str, String, u16, usize)], threads: usize) 
         }
     }
     let chunk = jobs.len().div_ceil(threads).max(1);
+    let port = envoy.port();
     std::thread::scope(|scope| {
-        for part in jobs.chunks(chunk) {
+        for (i, part) in jobs.chunks(chunk).enumerate() {
             scope.spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .allow_non_standard_methods(true)
+                    .build()
+                    .into();
+                // Staggered starts: the test upstream (tiny_http 0.12) can
+                // leave a connection unserved when several arrive at once
+                // (its task pool races), which shows as a 504 after the
+                // route timeout.
+                std::thread::sleep(Duration::from_millis(100 * i as u64));
                 for (m, p, s) in part {
-                    let r = envoy.request(m, p).upstream_status(*s).send().unwrap();
-                    assert_eq!(r.status, *s, "{m} {p}");
+                    // An explicit empty body (content-length: 0): a bodyless
+                    // POST otherwise goes upstream in a form tiny_http
+                    // sometimes answers with 400 on the next request.
+                    let req = ureq::http::Request::builder()
+                        .method(*m)
+                        .uri(format!("http://127.0.0.1:{port}{p}"))
+                        .header("x-upstream-status", s.to_string())
+                        .body(&b""[..])
+                        .unwrap();
+                    let status = agent.run(req).unwrap().status().as_u16();
+                    assert_eq!(status, *s, "{m} {p}");
                 }
             });
         }
@@ -197,9 +238,12 @@ fn hostile_label_values_stay_well_formed_and_bounded() {
                 json!({ "max_headers_count": 500 }),
             ),
         &["header", "literal", "path"],
-    )
-    .start()
-    .unwrap();
+    );
+    let envoy = ISTIO_EXTRACTORS
+        .iter()
+        .fold(envoy, |b, (t, r)| b.stats_tag(t, r))
+        .start()
+        .unwrap();
 
     let big = "x".repeat(10 * 1024);
     let hostile = [
@@ -211,6 +255,13 @@ fn hostile_label_values_stay_well_formed_and_bounded() {
         "ünï€ode",
         "tab\there",
         "} 999\n",
+        // Words Istio's bootstrap extracts unanchored.
+        "cache.a.b",
+        "xcomponent.x.y",
+        "tag.q",
+        "a.shadow_allowed",
+        "rbac.denied",
+        "wasm_filter.z.k",
         big.as_str(),
     ];
     for h in hostile {
@@ -562,4 +613,191 @@ fn default_destination_service_reads_istio_cluster_metadata() {
     .collect();
     assert_eq!(got, want, "{text}");
     assert_eq!(envoy.stat(RUNTIME_ERRORS).unwrap(), Some(0));
+}
+
+fn manifest_dir() -> std::path::PathBuf {
+    envoy_harness::paths::workspace_root().join("envoyfilter-manifests/get-calls")
+}
+
+fn yaml_docs(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// Label names of every metric of a get-calls configuration.
+fn labels_of(config: &Value) -> Vec<String> {
+    let mut out: Vec<String> = config["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["dimensions"].as_object().cloned().unwrap_or_default())
+        .map(|(k, _)| k)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The get-calls configurations in the manifests compile without a single
+/// error, and the labels they use are exactly the ones extracted by the
+/// bootstrap snippet and by the Istio extraStatTags.
+#[test]
+fn manifest_configs_compile_and_tags_cover_their_labels() {
+    use filter_common::fake::FakeHost;
+    let check = |raw: &str| {
+        let (plan, errors) = get_calls::plan::compile(Some(raw.as_bytes()), &FakeHost::new());
+        assert!(errors.is_empty(), "{raw}: {errors:?}");
+        assert!(!plan.is_empty(), "{raw}");
+    };
+    // Istio: WasmPlugin pluginConfig; labels == extraStatTags.
+    let plugin = &yaml_docs(&manifest_dir().join("wasmplugin.yaml"))[0];
+    let config = &plugin["spec"]["pluginConfig"];
+    check(&config.to_string());
+    let mesh = &yaml_docs(&manifest_dir().join("mesh-config.yaml"))[0];
+    let mut extra: Vec<String> = mesh["spec"]["meshConfig"]["defaultConfig"]["extraStatTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    extra.sort();
+    assert_eq!(labels_of(config), extra);
+    assert_eq!(extra, DEFAULT_LABELS);
+    // Plain Envoy: the get_calls StringValue; labels == stats_tags, whose
+    // regexes are exactly the documented ones.
+    let filters = &yaml_docs(&manifest_dir().join("envoy-http-filter.yaml"))[0];
+    let raw = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["typed_config"]["config"]["name"] == "get_calls")
+        .map(|f| {
+            f["typed_config"]["config"]["configuration"]["value"]
+                .as_str()
+                .unwrap()
+        })
+        .unwrap();
+    check(raw);
+    let used = labels_of(&serde_json::from_str(raw).unwrap());
+    let tags = &yaml_docs(&manifest_dir().join("envoy-stats-tags.yaml"))[0];
+    let mut names = Vec::new();
+    for t in tags["stats_config"]["stats_tags"].as_array().unwrap() {
+        let name = t["tag_name"].as_str().unwrap();
+        assert_eq!(t["regex"].as_str().unwrap(), tag_regex(name));
+        names.push(name.to_string());
+    }
+    names.sort();
+    assert_eq!(used, names);
+}
+
+/// The plain-Envoy snippets as written (module directory aside): the HTTP
+/// filters and the bootstrap stats_tags give labelled series, counter and
+/// histogram.
+#[test]
+fn plain_envoy_snippets_give_labelled_series() {
+    let wasm_dir = envoy_harness::paths::wasm_dir();
+    let text = std::fs::read_to_string(manifest_dir().join("envoy-http-filter.yaml"))
+        .unwrap()
+        .replace("/etc/envoy/wasm", &wasm_dir.to_string_lossy());
+    let filters: Vec<Value> = serde_yaml_ng::from_str(&text).unwrap();
+    let mut b = Envoy::builder().concurrency(2);
+    for f in filters {
+        b = b.filter(f);
+    }
+    let tags = &yaml_docs(&manifest_dir().join("envoy-stats-tags.yaml"))[0];
+    for t in tags["stats_config"]["stats_tags"].as_array().unwrap() {
+        b = b.stats_tag(
+            t["tag_name"].as_str().unwrap(),
+            t["regex"].as_str().unwrap(),
+        );
+    }
+    let envoy = b.start().unwrap();
+    for (path, n) in [("/books", 3), ("/books/1", 2)] {
+        for _ in 0..n {
+            assert_eq!(envoy.get(path).unwrap().status, 200);
+        }
+    }
+    assert_eq!(envoy.request("POST", "/books").send().unwrap().status, 200);
+    envoy
+        .wait_access_log_len(6, Duration::from_secs(10))
+        .unwrap();
+    let text = envoy.prometheus().unwrap();
+    let got: BTreeMap<String, f64> = family(&text, "istio_get_calls")
+        .into_iter()
+        .map(|(l, v)| {
+            assert_eq!(l["destination_service"], "upstream");
+            assert_eq!(l["response_code"], "200");
+            (l["request_operation"].clone(), v)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([("GetBook".to_string(), 2.0), ("ListBooks".to_string(), 3.0)])
+    );
+    // The histogram appears after a stats flush (1 s in the harness).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = envoy.prometheus().unwrap();
+        let counts: BTreeMap<String, f64> = family(&text, "book_response_bytes_count")
+            .into_iter()
+            .map(|(l, v)| (l["request_operation"].clone(), v))
+            .collect();
+        // POST counts too (no condition): operation unknown.
+        if counts
+            == BTreeMap::from([
+                ("GetBook".to_string(), 2.0),
+                ("ListBooks".to_string(), 3.0),
+                ("unknown".to_string(), 1.0),
+            ])
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{counts:?}\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The validate command covers get-calls: errors with their field and the
+/// CEL parser's position, exit code 1; a valid configuration exits 0.
+#[test]
+fn validate_command_reports_get_calls_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"metrics":[{"name":"ok_calls"},
+            {"name":"broken","dimensions":{"op":"request.path +"}},
+            {"name":"gauge","type":"GAUGE"}]}"#,
+    )
+    .unwrap();
+    let good = dir.path().join("good.json");
+    let plugin = &yaml_docs(&manifest_dir().join("wasmplugin.yaml"))[0];
+    std::fs::write(&good, plugin["spec"]["pluginConfig"].to_string()).unwrap();
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_validate-config"))
+            .args(["--filter", "get-calls"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = run(&bad);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("metrics[1].dimensions.op: metric \"broken\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CEL parser:"), "{stdout}");
+    assert!(stdout.contains("metrics[2].type: GAUGE"), "{stdout}");
+    assert!(stdout.contains("INVALID (2 problems)"), "{stdout}");
+    let out = run(&good);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -109,7 +109,10 @@ fn embedded_attributegen_configs_parse() {
     let mut seen = 0;
     for file in manifests() {
         let text = std::fs::read_to_string(&file).unwrap();
-        if !text.contains("attributegen") {
+        // get-calls manifests name attributegen (filter order) but carry
+        // get-calls configurations: tests/get_calls.rs parses those.
+        if !text.contains("attributegen") || file.components().any(|c| c.as_os_str() == "get-calls")
+        {
             continue;
         }
         for doc in yaml_docs(&file) {

@@ -1,0 +1,227 @@
+//! Sharing host reads between jobs of one module (the one-VM bundle).
+//!
+//! [`RequestCache`] lives in the stream context for the whole request;
+//! [`CachingHost`] wraps the real host for one callback and answers repeated
+//! reads from the cache: a property or header is read from Envoy at most once
+//! per request (values that are still absent are re-read in a later phase,
+//! since `response.*` appears only after the response starts), and an
+//! attribute one job wrote is handed to the next in memory.
+
+use crate::cel::Expression;
+use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use std::cell::RefCell;
+
+/// Per-request cache of host reads and of attributes written.
+#[derive(Debug, Default)]
+pub struct RequestCache {
+    properties: RefCell<Vec<(String, Option<Vec<u8>>)>>,
+    headers: RefCell<Vec<(String, Option<Vec<u8>>)>>,
+    attributes: RefCell<Vec<(String, Vec<u8>)>>,
+    reads: std::cell::Cell<u32>,
+}
+
+impl RequestCache {
+    /// Starts a new phase: absent values may exist now, so forget them.
+    pub fn next_phase(&self) {
+        self.properties.borrow_mut().retain(|(_, v)| v.is_some());
+        self.headers.borrow_mut().retain(|(_, v)| v.is_some());
+    }
+
+    /// How many reads reached the host (for tests and benchmarks).
+    pub fn host_reads(&self) -> u32 {
+        self.reads.get()
+    }
+}
+
+/// A [`Host`] that answers reads from a [`RequestCache`] when it can.
+pub struct CachingHost<'c, H: Host> {
+    host: &'c H,
+    cache: &'c RequestCache,
+}
+
+impl<'c, H: Host> CachingHost<'c, H> {
+    /// Wraps `host` for one callback of the request `cache` belongs to.
+    pub fn new(host: &'c H, cache: &'c RequestCache) -> Self {
+        CachingHost { host, cache }
+    }
+
+    fn counted<T>(&self, read: impl FnOnce() -> T) -> T {
+        self.cache
+            .reads
+            .set(self.cache.reads.get().saturating_add(1));
+        read()
+    }
+}
+
+impl<H: Host> Host for CachingHost<'_, H> {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        if let [name] = path {
+            if let Some((_, v)) = self
+                .cache
+                .attributes
+                .borrow()
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+            {
+                return Ok(Some(v.clone()));
+            }
+        }
+        let key = path.join("\0");
+        if let Some((_, v)) = self
+            .cache
+            .properties
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return Ok(v.clone());
+        }
+        let value = self.counted(|| self.host.property(path))?;
+        self.cache
+            .properties
+            .borrow_mut()
+            .push((key, value.clone()));
+        Ok(value)
+    }
+
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if let Some((_, v)) = self
+            .cache
+            .headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            return Ok(v.clone());
+        }
+        let value = self.counted(|| self.host.request_header(name))?;
+        self.cache
+            .headers
+            .borrow_mut()
+            .push((name.to_ascii_lowercase(), value.clone()));
+        Ok(value)
+    }
+
+    fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.cache
+            .headers
+            .borrow_mut()
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.host.set_request_header(name, value)
+    }
+
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        let mut headers = self.cache.headers.borrow_mut();
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        headers.push((name.to_ascii_lowercase(), None));
+        drop(headers);
+        self.host.remove_request_header(name)
+    }
+
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.host.env_var(name)
+    }
+
+    fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.host.set_attribute(name, value)?;
+        self.cache
+            .attributes
+            .borrow_mut()
+            .push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+        self.host.compile(source)
+    }
+
+    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+        self.host.evaluate(expr)
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
+        self.host.define_metric(kind, name)
+    }
+
+    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
+        self.host.increment(metric, by)
+    }
+
+    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
+        self.host.record(metric, value)
+    }
+
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        self.host.shared_data(key)
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        self.host.set_shared_data(key, value, cas)
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.host.log(level, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeHost;
+
+    #[test]
+    fn reads_reach_the_host_once() {
+        let host = FakeHost::new();
+        host.set_property("request.method", b"GET");
+        host.set_header(":path", b"/a");
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        for _ in 0..3 {
+            assert_eq!(h.property(&["request", "method"]).unwrap().unwrap(), b"GET");
+            assert_eq!(h.request_header(":path").unwrap().unwrap(), b"/a");
+        }
+        assert_eq!(cache.host_reads(), 2);
+    }
+
+    #[test]
+    fn attributes_written_are_read_back_in_memory() {
+        let host = FakeHost::new();
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        h.set_attribute("istio_operationId", b"ListBooks").unwrap();
+        assert_eq!(
+            h.property(&["istio_operationId"]).unwrap().unwrap(),
+            b"ListBooks"
+        );
+        assert_eq!(host.attribute("istio_operationId").unwrap(), b"ListBooks");
+        assert_eq!(cache.host_reads(), 0);
+    }
+
+    #[test]
+    fn absent_values_are_read_again_in_a_later_phase() {
+        let host = FakeHost::new();
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        assert_eq!(h.property(&["response", "code"]).unwrap(), None);
+        assert_eq!(h.property(&["response", "code"]).unwrap(), None);
+        assert_eq!(cache.host_reads(), 1);
+        host.set_property("response.code", &200i64.to_le_bytes());
+        cache.next_phase();
+        assert!(h.property(&["response", "code"]).unwrap().is_some());
+        assert_eq!(cache.host_reads(), 2);
+    }
+
+    #[test]
+    fn header_changes_update_the_cache() {
+        let host = FakeHost::new();
+        host.set_header("x-tag", b"client");
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        assert_eq!(h.request_header("x-tag").unwrap().unwrap(), b"client");
+        h.remove_request_header("x-tag").unwrap();
+        assert_eq!(h.request_header("x-tag").unwrap(), None);
+        h.set_request_header("x-tag", b"ours").unwrap();
+        assert_eq!(h.request_header("x-tag").unwrap().unwrap(), b"ours");
+    }
+}

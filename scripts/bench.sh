@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The benchmark, one command: builds the modules, installs wrk and h2load when
+# missing, then runs every variant (scripts/bench, crate filter-bench) and
+# writes scripts/bench/RESULTS.md.
+#   scripts/bench.sh            # full: 5 rounds (about 20 minutes)
+#   scripts/bench.sh --quick    # smoke: 1 round, ~1 s per figure, report to stdout only
+#   scripts/bench.sh --only ag-templates,bundle --rounds 3   # a subset (the floor always runs)
+#   scripts/bench.sh --list     # the variants
+# Needs 2 CPUs (Envoy on CPU 0, load on CPU 1).
+source "$(dirname "$0")/lib.sh"
+
+apt_install wrk nghttp2-client
+ensure_envoy
+if [ "${BENCH_SKIP_BUILD:-}" != 1 ]; then
+  bash "$ROOT/scripts/build.sh"
+fi
+cargo build -q --release --manifest-path "$ROOT/Cargo.toml" -p filter-bench
+# Measure a snapshot of the modules, so a rebuild during the run (others
+# working in the tree) cannot swap one under it. FILTERS_WASM_DIR overrides.
+if [ -z "${FILTERS_WASM_DIR:-}" ]; then
+  export FILTERS_WASM_DIR="$ROOT/target/bench-modules"
+  rm -rf "$FILTERS_WASM_DIR"
+  mkdir -p "$FILTERS_WASM_DIR"
+  cp "$ROOT"/target/filters/*.wasm "$FILTERS_WASM_DIR"/
+fi
+out=()
+case " $* " in
+  *" --quick "*|*" --only "*|*" --list "*|*" --out "*) ;;
+  *) out=(--out "$ROOT/scripts/bench/RESULTS.md") ;;
+esac
+exec "$ROOT/target/release/filter-bench" "$@" "${out[@]}"

@@ -1,0 +1,174 @@
+//! filter-bench: the filters and their native alternatives side by side in a
+//! real Envoy (method: `performance.md` of the project's reference notes).
+//!
+//! Envoy runs one worker pinned to CPU 0, the load generator is pinned to
+//! CPU 1, every variant uses the same bootstrap plus what it measures, the
+//! variants are interleaved over several rounds with the order rotated, and
+//! the report gives medians and deltas over the floor paired within a round.
+//! Run it through `scripts/bench.sh` (builds the modules, installs wrk and
+//! h2load, then runs this).
+
+mod measure;
+mod report;
+mod variants;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Rounds (each runs every variant once).
+    pub rounds: usize,
+    /// Saturation run length.
+    pub load: Duration,
+    /// Warm-up before it.
+    pub warmup: Duration,
+    /// Fixed-rate latency run length.
+    pub latency: Duration,
+    /// Requests/s of the fixed-rate run.
+    pub rate: u32,
+    /// wrk connections.
+    pub connections: u32,
+    /// Variant ids to run (empty: all).
+    pub only: Vec<String>,
+    /// Markdown output.
+    pub out: Option<PathBuf>,
+    /// `--quick`.
+    pub quick: bool,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: filter-bench [--quick] [--rounds N] [--load SECS] [--latency SECS] [--rate RPS]\n\
+         \x20                   [--only id,id] [--out FILE] [--list] [--hold id] [--calls id,id]\n\
+         --hold id: start that variant's Envoy, print its ports and directory, stop on Enter\n\
+         --calls ids: host calls per request of those variants (wasm:trace log of 20 requests)\n\
+         --quick: 1 round, 1 s per figure (smoke test); default: 5 rounds, 5 s load, 3 s latency"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Settings {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut s = Settings {
+        rounds: 5,
+        load: Duration::from_secs(5),
+        warmup: Duration::from_secs(2),
+        latency: Duration::from_secs(3),
+        rate: 1000,
+        connections: 16,
+        only: Vec::new(),
+        out: None,
+        quick: false,
+        command: if args.is_empty() {
+            "scripts/bench.sh".to_string()
+        } else {
+            format!("scripts/bench.sh {}", args.join(" "))
+        },
+    };
+    let mut it = args.into_iter();
+    let secs = |v: Option<String>| {
+        v.and_then(|v| v.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+            .unwrap_or_else(|| usage())
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {
+                s.quick = true;
+                s.rounds = 1;
+                s.load = Duration::from_secs(1);
+                s.warmup = Duration::from_secs(1);
+                s.latency = Duration::from_secs(1);
+            }
+            "--rounds" => {
+                s.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--load" => s.load = secs(it.next()),
+            "--latency" => s.latency = secs(it.next()),
+            "--rate" => {
+                s.rate = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--only" => {
+                s.only = it
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--out" => s.out = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
+            "--calls" => {
+                let ids = it.next().unwrap_or_else(|| usage());
+                for id in ids.split(',') {
+                    measure::calls(id);
+                }
+                std::process::exit(0)
+            }
+            "--hold" => {
+                let id = it.next().unwrap_or_else(|| usage());
+                measure::hold(&id);
+                std::process::exit(0)
+            }
+            "--list" => {
+                for v in variants::all(true) {
+                    println!("{:<22} {}", v.id, v.label);
+                }
+                std::process::exit(0)
+            }
+            _ => usage(),
+        }
+    }
+    s
+}
+
+fn main() {
+    let settings = parse_args();
+    let bundle = envoy_harness::paths::module("telemetry_bundle").is_file();
+    let mut all = variants::all(bundle);
+    if !settings.only.is_empty() {
+        // the floor is always measured: every delta is paired with it
+        all.retain(|v| v.id == "floor" || settings.only.iter().any(|o| o == v.id));
+    }
+    for v in &all {
+        for m in &v.modules {
+            if !envoy_harness::paths::module(m).is_file() {
+                eprintln!(
+                    "missing module {} (run scripts/build.sh)",
+                    envoy_harness::paths::module(m).display()
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    if !bundle {
+        eprintln!("note: no telemetry_bundle.wasm yet; the bundle variant is skipped");
+    }
+    let machine = report::Machine::describe();
+    eprintln!(
+        "filter-bench: {} variants x {} rounds; load at start: {}",
+        all.len(),
+        settings.rounds,
+        machine.load_start
+    );
+    let results = measure::run_all(&all, &settings);
+    let machine = machine.finish();
+    let md = report::render(&all, &results, &settings, &machine);
+    println!("{md}");
+    if let Some(out) = &settings.out {
+        if let Err(e) = std::fs::write(out, &md) {
+            eprintln!("cannot write {}: {e}", out.display());
+            std::process::exit(1);
+        }
+        eprintln!("wrote {}", out.display());
+    }
+}

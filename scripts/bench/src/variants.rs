@@ -1,0 +1,391 @@
+//! The variants: what each one adds to the common bootstrap.
+//!
+//! Every variant starts from [`base`]: one worker, a `direct_response` route,
+//! no access log, Zipkin tracing of every request to a discarding collector
+//! (the harness's upstream). A variant adds filters, tracing custom tags or an
+//! access logger, nothing else.
+
+use envoy_harness::{EnvoyBuilder, Wasm};
+use serde_json::{json, Value};
+
+/// Request path every variant serves (hits Istio's second bookinfo rule,
+/// the `matches()` one, and the `GET /reviews/{id}` template).
+pub const PATH: &str = "/reviews/0";
+/// Header the trace-tag variants read.
+pub const TENANT_HEADER: (&str, &str) = ("x-tenant", "acme");
+
+/// One variant.
+pub struct Variant {
+    /// Short id (`--only`, table rows).
+    pub id: &'static str,
+    /// What it is.
+    pub label: String,
+    /// Adds the variant's pieces to the common bootstrap.
+    pub build: Box<dyn Fn(EnvoyBuilder) -> EnvoyBuilder>,
+    /// Module files it loads (for sizes).
+    pub modules: Vec<&'static str>,
+}
+
+fn v(
+    id: &'static str,
+    label: impl Into<String>,
+    modules: Vec<&'static str>,
+    build: impl Fn(EnvoyBuilder) -> EnvoyBuilder + 'static,
+) -> Variant {
+    Variant {
+        id,
+        label: label.into(),
+        build: Box::new(build),
+        modules,
+    }
+}
+
+/// Tracing of every request to Zipkin at the upstream (which discards), with
+/// these custom tags.
+pub fn tracing(custom_tags: Value) -> Value {
+    json!({
+        "random_sampling": { "value": 100 },
+        "custom_tags": custom_tags,
+        "provider": { "name": "envoy.tracers.zipkin", "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": "upstream",
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_PROTO" } }
+    })
+}
+
+/// The common bootstrap of every variant.
+pub fn base(trace: bool) -> EnvoyBuilder {
+    let b = EnvoyBuilder::default()
+        .concurrency(1)
+        .direct_response(200)
+        .component_log_level("wasm:warn")
+        .cpu_affinity(&[0])
+        .hcm("access_log", json!([]))
+        // spans are sent in batches of 1000: a few POSTs per second
+        .runtime("tracing.zipkin.min_flush_spans", json!(1000));
+    if trace {
+        b.hcm("tracing", tracing(json!([])))
+    } else {
+        b
+    }
+}
+
+/// Istio's classify-metrics example (istio.io "Classifying Metrics Based on
+/// Request or Response"): three bookinfo operations, one with `matches()`.
+pub fn bookinfo_ops() -> Value {
+    json!({"output_attribute": "istio_operationId", "match": [
+        {"value": "ListReviews", "condition": "request.url_path == '/reviews' && request.method == 'GET'"},
+        {"value": "GetReview", "condition": "request.url_path.matches('^/reviews/[[:alnum:]]*$') && request.method == 'GET'"},
+        {"value": "CreateReview", "condition": "request.url_path == '/reviews/' && request.method == 'POST'"}]})
+}
+
+/// The same example's response classes.
+pub fn bookinfo_classes() -> Value {
+    json!({"output_attribute": "istio_responseClass", "match": [
+        {"value": "2xx", "condition": "response.code >= 200 && response.code <= 299"},
+        {"value": "3xx", "condition": "response.code >= 300 && response.code <= 399"},
+        {"value": "404", "condition": "response.code == 404"},
+        {"value": "429", "condition": "response.code == 429"},
+        {"value": "503", "condition": "response.code == 503"},
+        {"value": "5xx", "condition": "response.code >= 500 && response.code <= 599"},
+        {"value": "4xx", "condition": "response.code >= 400 && response.code <= 499"}]})
+}
+
+/// The bookinfo operations as route templates.
+pub fn bookinfo_templates() -> Vec<Value> {
+    vec![
+        json!({"value": "ListReviews", "template": "GET /reviews"}),
+        json!({"value": "GetReview", "template": "GET /reviews/{id}"}),
+        json!({"value": "CreateReview", "template": "POST /reviews/"}),
+    ]
+}
+
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+
+/// `n` route templates: the three bookinfo ones and `n - 3` generated ones
+/// (`METHOD /svcA/resB/{id}`, every one distinct).
+pub fn templates(n: usize) -> Value {
+    let mut m = bookinfo_templates();
+    for i in 0..n.saturating_sub(3) {
+        m.push(json!({"value": format!("Op{i}"),
+            "template": format!("{} /svc{}/res{}/{{id}}", METHODS[i % 4], i / 50, i % 50)}));
+    }
+    json!({"attributes": [{"output_attribute": "istio_operationId", "match": m}]})
+}
+
+/// `n` CEL rules: `n - 3` generated ones that do not match, then the three
+/// bookinfo rules (the request hits the second of them, so it evaluates
+/// `n - 1` conditions: first-match order puts most rules before it).
+pub fn cel_rules(n: usize) -> Value {
+    let mut m: Vec<Value> = (0..n.saturating_sub(3))
+        .map(|i| {
+            json!({"value": format!("Op{i}"), "condition": format!(
+                "request.url_path == '/svc{}/res{}' && request.method == '{}'", i / 50, i % 50, METHODS[i % 4])})
+        })
+        .collect();
+    if let Some(ops) = bookinfo_ops()["match"].as_array() {
+        m.extend(ops.iter().cloned());
+    }
+    json!({"attributes": [{"output_attribute": "istio_operationId", "match": m}]})
+}
+
+fn attributegen(config: &Value) -> Wasm {
+    Wasm::new("attributegen").config(config.to_string())
+}
+
+/// attributegen with the bookinfo operations as templates.
+pub fn attributegen_templates() -> Wasm {
+    attributegen(&json!({"attributes": [
+        {"output_attribute": "istio_operationId", "match": bookinfo_templates()}]}))
+}
+
+/// trace-tags' two tags: a request header and a CEL expression.
+pub fn trace_tags_config() -> Value {
+    json!({"tags": [
+        {"name": "tenant", "header": "x-tenant", "default": "anonymous"},
+        {"name": "route", "expression": "request.method + ' ' + request.url_path"}]})
+}
+
+/// Custom tags reading what trace-tags (or the bundle) wrote.
+pub fn trace_tags_custom_tags() -> Value {
+    json!([
+        {"tag": "tenant", "value": "%FILTER_STATE(wasm.trace_tag.tenant:PLAIN)%"},
+        {"tag": "route", "value": "%FILTER_STATE(wasm.trace_tag.route:PLAIN)%"}])
+}
+
+/// The native equivalent: `request_header` and `%CEL()%` custom tags.
+pub fn native_custom_tags() -> Value {
+    json!([
+        {"tag": "tenant", "request_header": {"name": "x-tenant", "default_value": "anonymous"}},
+        {"tag": "route", "value": "%CEL(request.method + ' ' + request.url_path)%"}])
+}
+
+/// The bundle's one document, a section per job (the shape the one-VM module
+/// is specified with in issue 6; adjust here if it changes).
+pub fn bundle_config() -> Value {
+    json!({
+        "attributegen": {"attributes": [
+            {"output_attribute": "istio_operationId", "match": bookinfo_templates()}]},
+        "get_calls": null,
+        "trace_tags": trace_tags_config(),
+    })
+}
+
+/// Lua doing attributegen's bookinfo job (operations on request, response
+/// classes on response), writing dynamic metadata.
+pub const LUA: &str = r#"
+function envoy_on_request(h)
+  local hd = h:headers()
+  local m, p = hd:get(":method"), hd:get(":path")
+  local q = string.find(p, "?", 1, true)
+  if q then p = string.sub(p, 1, q - 1) end
+  local op
+  if p == "/reviews" and m == "GET" then op = "ListReviews"
+  elseif m == "GET" and string.match(p, "^/reviews/%w*$") then op = "GetReview"
+  elseif p == "/reviews/" and m == "POST" then op = "CreateReview" end
+  if op then h:streamInfo():dynamicMetadata():set("bench", "istio_operationId", op) end
+end
+function envoy_on_response(h)
+  local c = tonumber(h:headers():get(":status")) or 0
+  local class
+  if c >= 200 and c <= 299 then class = "2xx"
+  elseif c >= 300 and c <= 399 then class = "3xx"
+  elseif c == 404 or c == 429 or c == 503 then class = tostring(c)
+  elseif c >= 500 and c <= 599 then class = "5xx"
+  elseif c >= 400 and c <= 499 then class = "4xx" end
+  if class then h:streamInfo():dynamicMetadata():set("bench", "istio_responseClass", class) end
+end
+"#;
+
+fn lua() -> Value {
+    json!({"name": "envoy.filters.http.lua", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+        "default_source_code": {"inline_string": LUA}}})
+}
+
+/// `envoy.access_loggers.stats` doing get-calls' default job: a counter of
+/// GET requests labelled by destination, operation and response code.
+pub fn stats_logger() -> Value {
+    json!({"name": "envoy.access_loggers.stats",
+        "filter": {"header_filter": {"header": {"name": ":method", "string_match": {"exact": "GET"}}}},
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config",
+            "stat_prefix": "native",
+            "counters": [{
+                "stat": {"name": "istio_get_calls", "tags": [
+                    {"name": "destination_service", "value_format": "%UPSTREAM_CLUSTER%"},
+                    {"name": "request_operation", "value_format": "%FILTER_STATE(wasm.istio_operationId:PLAIN)%"},
+                    {"name": "response_code", "value_format": "%RESPONSE_CODE%"}]},
+                "value_fixed": 1}]}})
+}
+
+/// Every variant, the floor first. `bundle` adds the one-VM module.
+pub fn all(bundle: bool) -> Vec<Variant> {
+    let mut out = vec![
+        v("floor", "router only (the floor)", vec![], |b| b),
+        v(
+            "floor-no-tracing",
+            "router only, tracing off (not the common bootstrap; for reference)",
+            vec![],
+            |_| base(false),
+        ),
+        v(
+            "reference",
+            "trivial reference filter (2 property reads, 1 filter-state write, 1 counter; test-only)",
+            vec!["bench_reference"],
+            |b| b.filter(Wasm::new("bench_reference")),
+        ),
+        v(
+            "ag-templates",
+            "attributegen, bookinfo operations as 3 route templates",
+            vec!["attributegen"],
+            |b| b.filter(attributegen_templates()),
+        ),
+        v(
+            "ag-cel-ops",
+            "attributegen, bookinfo operations as 3 CEL rules",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&json!({"attributes": [bookinfo_ops()]}))),
+        ),
+        v(
+            "ag-cel-bookinfo",
+            "attributegen, Istio's bookinfo CEL rules (3 operations + 7 response classes)",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&json!({"attributes": [bookinfo_ops(), bookinfo_classes()]}))),
+        ),
+        v(
+            "hostcel-bookinfo",
+            "straightforward host-CEL attributegen, same rules (test-only reference module)",
+            vec!["bench_reference"],
+            |b| {
+                b.filter(Wasm::new("bench_reference").config(
+                    json!({"host_cel": [bookinfo_ops(), bookinfo_classes()]}).to_string(),
+                ))
+            },
+        ),
+        v(
+            "ag-templates-10",
+            "attributegen, 10 route templates",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&templates(10))),
+        ),
+        v(
+            "ag-templates-1000",
+            "attributegen, 1,000 route templates",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&templates(1000))),
+        ),
+        v(
+            "ag-templates-5000",
+            "attributegen, 5,000 route templates",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&templates(5000))),
+        ),
+        v(
+            "ag-cel-10",
+            "attributegen, 10 CEL rules (request hits the 9th)",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&cel_rules(10))),
+        ),
+        v(
+            "ag-cel-1000",
+            "attributegen, 1,000 CEL rules (request hits the 999th)",
+            vec!["attributegen"],
+            |b| b.filter(attributegen(&cel_rules(1000))),
+        ),
+        v(
+            "get-calls",
+            "get-calls, default config",
+            vec!["get_calls"],
+            |b| b.filter(Wasm::new("get_calls")),
+        ),
+        v(
+            "trace-tags",
+            "trace-tags, two tags (header, CEL)",
+            vec!["trace_tags"],
+            |b| {
+                b.filter(Wasm::new("trace_tags").config(trace_tags_config().to_string()))
+                    .hcm("tracing", tracing(trace_tags_custom_tags()))
+            },
+        ),
+        v(
+            "three-separate",
+            "attributegen (templates) + get-calls + trace-tags, three filters, three VMs",
+            vec!["attributegen", "get_calls", "trace_tags"],
+            |b| {
+                b.filter(attributegen_templates())
+                    .filter(Wasm::new("trace_tags").config(trace_tags_config().to_string()))
+                    .filter(Wasm::new("get_calls"))
+                    .hcm("tracing", tracing(trace_tags_custom_tags()))
+            },
+        ),
+        v(
+            "native-lua",
+            "native: Lua doing attributegen's bookinfo job (dynamic metadata)",
+            vec![],
+            |b| b.filter(lua()),
+        ),
+        v(
+            "native-stats-logger",
+            "native: envoy.access_loggers.stats doing get-calls' job",
+            vec![],
+            |b| b.hcm("access_log", json!([stats_logger()])),
+        ),
+        v(
+            "native-custom-tags",
+            "native: request_header + %CEL()% custom tags doing trace-tags' job",
+            vec![],
+            |b| b.hcm("tracing", tracing(native_custom_tags())),
+        ),
+        v(
+            "native-all",
+            "native: all three (Lua + stats logger + custom tags)",
+            vec![],
+            |b| {
+                b.filter(lua())
+                    .hcm("access_log", json!([stats_logger()]))
+                    .hcm("tracing", tracing(native_custom_tags()))
+            },
+        ),
+    ];
+    if bundle {
+        out.push(v(
+            "bundle",
+            "telemetry-bundle: all three jobs in one filter, one VM",
+            vec!["telemetry_bundle"],
+            |b| {
+                b.filter(Wasm::new("telemetry_bundle").config(bundle_config().to_string()))
+                    .hcm("tracing", tracing(trace_tags_custom_tags()))
+            },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_sizes() {
+        assert_eq!(
+            templates(5000)["attributes"][0]["match"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5000
+        );
+        assert_eq!(
+            cel_rules(1000)["attributes"][0]["match"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1000
+        );
+        assert_eq!(
+            templates(10)["attributes"][0]["match"][1]["template"],
+            "GET /reviews/{id}"
+        );
+    }
+}
