@@ -4,7 +4,7 @@ use crate::config::Phase;
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
 use filter_common::view::RequestView;
-use filter_common::wasm::{self, hostcalls, Heartbeat, WasmHost};
+use filter_common::wasm::{self, hostcalls, Heartbeat, MemoryGauge, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
@@ -12,13 +12,14 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     wasm::init(FILTER_NAME);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(AttributeGenRoot { plan: Rc::default(), heartbeat: Heartbeat::default() })
+        Box::new(AttributeGenRoot { plan: Rc::default(), heartbeat: Heartbeat::default(), memory: MemoryGauge::default() })
     });
 }}
 
 struct AttributeGenRoot {
     plan: Rc<Plan>,
     heartbeat: Heartbeat,
+    memory: MemoryGauge,
 }
 
 impl Context for AttributeGenRoot {}
@@ -26,7 +27,12 @@ impl Context for AttributeGenRoot {}
 impl RootContext for AttributeGenRoot {
     fn on_vm_start(&mut self, _: usize) -> bool {
         wasm::log_start(FILTER_NAME, env!("CARGO_PKG_VERSION"));
+        self.memory = MemoryGauge::start(FILTER_NAME);
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.memory.refresh();
     }
 
     fn on_configure(&mut self, _: usize) -> bool {

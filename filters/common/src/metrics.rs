@@ -315,7 +315,9 @@ impl SeriesTable {
         if let Some(id) = self.known.borrow().get(name) {
             return Ok(Series::Admitted(*id));
         }
-        if self.admit(host, name)? {
+        // Shared data unavailable: fold into overflow (the total stays
+        // exact, the overflow counter shows it) rather than lose the record.
+        if self.admit(host, name).unwrap_or(false) {
             let id = host.define_metric(self.kind, name)?;
             self.known.borrow_mut().insert(name.to_string(), id);
             Ok(Series::Admitted(id))

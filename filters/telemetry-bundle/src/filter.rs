@@ -2,7 +2,7 @@
 
 use crate::{configure, Jobs, FILTER_NAME};
 use filter_common::shared_reads::RequestCache;
-use filter_common::wasm::{self, hostcalls, Heartbeat, WasmHost};
+use filter_common::wasm::{self, hostcalls, Heartbeat, MemoryGauge, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
@@ -10,13 +10,14 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     wasm::init(FILTER_NAME);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(BundleRoot { jobs: Rc::default(), heartbeats: Rc::default() })
+        Box::new(BundleRoot { jobs: Rc::default(), heartbeats: Rc::default(), memory: MemoryGauge::default() })
     });
 }}
 
 struct BundleRoot {
     jobs: Rc<Jobs>,
     heartbeats: Rc<Vec<Heartbeat>>,
+    memory: MemoryGauge,
 }
 
 impl Context for BundleRoot {}
@@ -24,7 +25,12 @@ impl Context for BundleRoot {}
 impl RootContext for BundleRoot {
     fn on_vm_start(&mut self, _: usize) -> bool {
         wasm::log_start(FILTER_NAME, env!("CARGO_PKG_VERSION"));
+        self.memory = MemoryGauge::start(FILTER_NAME);
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.memory.refresh();
     }
 
     fn on_configure(&mut self, _: usize) -> bool {

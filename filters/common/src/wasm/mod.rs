@@ -11,4 +11,4 @@ pub mod hostcalls;
 mod runtime;
 
 pub use host::WasmHost;
-pub use runtime::{init, log_start, Heartbeat};
+pub use runtime::{init, log_start, Heartbeat, MemoryGauge};

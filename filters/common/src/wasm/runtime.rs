@@ -46,3 +46,46 @@ impl Heartbeat {
         }
     }
 }
+
+/// This VM's linear memory as a gauge, `wasm_filter.<filter>.vm<N>.memory_bytes`,
+/// refreshed every few seconds from the root context's tick. `N` numbers the
+/// VMs of one Envoy (a counter in shared data), so each VM has its own series
+/// and a leak in one shows.
+#[derive(Debug, Default)]
+pub struct MemoryGauge(Option<crate::host::MetricId>);
+
+/// How often the gauge is refreshed.
+pub const MEMORY_GAUGE_PERIOD_MS: u32 = 2000;
+
+impl MemoryGauge {
+    /// Numbers this VM, defines its gauge, records once and starts the tick.
+    pub fn start(filter: &str) -> MemoryGauge {
+        use crate::host::{Host, MetricKind};
+        let key = format!("wasm_filter.{filter}.vm_count");
+        let mut n = 0u32;
+        // Compare-and-swap increment of the VM counter.
+        for _ in 0..16 {
+            let (value, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, 0));
+            let current = value
+                .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+                .map_or(0, u32::from_le_bytes);
+            if hostcalls::set_shared_data(&key, &(current + 1).to_le_bytes(), cas).is_ok() {
+                n = current + 1;
+                break;
+            }
+        }
+        let name = format!("wasm_filter.{filter}.vm{n}.memory_bytes");
+        let gauge = MemoryGauge(super::WasmHost.define_metric(MetricKind::Gauge, &name).ok());
+        gauge.refresh();
+        let _ = hostcalls::set_tick_period_ms(MEMORY_GAUGE_PERIOD_MS);
+        gauge
+    }
+
+    /// Records the current size of linear memory (call from `on_tick`).
+    pub fn refresh(&self) {
+        if let Some(id) = self.0 {
+            let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+            let _ = hostcalls::record_metric(id.0, bytes);
+        }
+    }
+}
