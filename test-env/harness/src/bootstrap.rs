@@ -442,13 +442,15 @@ fn bundle_section(w: &Wasm) -> Option<(&'static str, Value)> {
     Some((job, config))
 }
 
+/// A bundle being assembled: its sections and environment variables.
+type Pending = (serde_json::Map<String, Value>, Vec<(String, String)>);
+
 /// Merges runs of plain project filters into bundle filters (a job seen twice
 /// starts a new bundle); anything else stays as it is.
 fn bundle(filters: &[HttpFilter]) -> Vec<HttpFilter> {
     let mut out = Vec::new();
-    let mut current: Option<(serde_json::Map<String, Value>, Vec<(String, String)>)> = None;
-    let flush = |current: &mut Option<(serde_json::Map<String, Value>, Vec<(String, String)>)>,
-                 out: &mut Vec<HttpFilter>| {
+    let mut current: Option<Pending> = None;
+    let flush = |current: &mut Option<Pending>, out: &mut Vec<HttpFilter>| {
         if let Some((sections, env)) = current.take() {
             let mut w = Wasm::new("telemetry_bundle").config(Value::Object(sections).to_string());
             for (k, v) in env {
