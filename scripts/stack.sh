@@ -43,6 +43,13 @@ live_pid() {
   fi
 }
 
+# Whether a PID is a live process (an exited one not yet reaped is a zombie: done).
+running() {
+  local st
+  st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 stop_all() {
   local any=0
   for s in envoy prometheus collector bookstore traffic; do
@@ -50,8 +57,8 @@ stop_all() {
     pid="$(live_pid "$s")"
     if [ -n "$pid" ]; then
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-      [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+      if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
       echo "stopped $s (pid $pid)" >&2
       any=1
     fi

@@ -7,6 +7,7 @@
 #   scripts/test-compose.sh           static checks, the Docker stack, the local-process stack
 #   scripts/test-compose.sh docker    static checks and the Docker stack only
 #   scripts/test-compose.sh local     static checks and scripts/stack.sh only
+#   scripts/test-compose.sh images    only build the stand-in images, print the variables that select them
 #
 # Docker: no image can be pulled here, so it builds local stand-in images
 # FROM scratch with the host's binaries and the libraries they link
@@ -23,13 +24,14 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 MODE="${1:-all}"
-case "$MODE" in all|docker|local) ;; *) echo "usage: scripts/test-compose.sh [all|docker|local]" >&2; exit 2 ;; esac
+case "$MODE" in all|docker|local|images) ;; *) echo "usage: scripts/test-compose.sh [all|docker|local|images]" >&2; exit 2 ;; esac
 ROUNDS="${STACK_TEST_ROUNDS:-20}"
 COMPOSE_FILE_MAIN="test-env/docker-compose.yaml"
 COMPOSE_FILE_LOCAL="test-env/compose/local-standins.yaml"
 DASHBOARD="test-env/compose/grafana/dashboards/telemetry-filters.json"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/test-compose.XXXXXX")"
 PROJECT="wtfstack$$"
+STANDIN_LABEL="org.wasm-telemetry-filters.standin"
 T0=$(date +%s)
 phase_start=$T0
 timing=()
@@ -45,10 +47,18 @@ local_up=0
 cleanup() {
   local rc=$?
   if [ "$compose_up" = 1 ]; then
+    if [ "$rc" != 0 ]; then
+      say "docker stack failed: containers and their last log lines"
+      "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE_MAIN" -f "$COMPOSE_FILE_LOCAL" ps >&2 || true
+      "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE_MAIN" -f "$COMPOSE_FILE_LOCAL" logs --no-color --tail 30 >&2 || true
+    fi
     say "docker stack: down -v"
     "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE_MAIN" -f "$COMPOSE_FILE_LOCAL" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
   fi
   if [ "$local_up" = 1 ]; then
+    if [ "$rc" != 0 ]; then
+      for f in "$WORK"/local/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
+    fi
     say "local stack: down"
     STACK_DIR="$WORK/local" "$ROOT/scripts/stack.sh" down || true
   fi
@@ -68,9 +78,11 @@ cargo build -q -p telemetry-stack --bins
 BIN="$ROOT/target/debug"
 phase "build (filters, stack programs)"
 
-say "static checks: dashboard JSON schema, provisioning, compose and Envoy configs (cargo test -p telemetry-stack)"
-cargo test -q -p telemetry-stack
-phase "static checks"
+if [ "$MODE" != images ]; then
+  say "static checks: dashboard JSON schema, provisioning, compose and Envoy configs (cargo test -p telemetry-stack)"
+  cargo test -q -p telemetry-stack
+  phase "static checks"
+fi
 
 check() { # access-log tally prometheus-url collector-url deployment
   "$BIN/stack-check" --access-log "$1" --tally "$2" --prometheus "$3" --collector "$4" \
@@ -80,6 +92,35 @@ check() { # access-log tally prometheus-url collector-url deployment
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # ------------------------------------------------------------------- docker
+# Local stand-in images: FROM scratch + a host binary + the libraries it links.
+build_standins() {
+  say "building local stand-in images (FROM scratch + host binaries + the libraries they link)"
+  standin() { # tag src=dest...
+    local tag="$1"; shift
+    local ctx="$WORK/image-${tag//[:\/]/_}"
+    mkdir -p "$ctx/rootfs/tmp" && chmod 1777 "$ctx/rootfs/tmp"
+    for pair in "$@"; do
+      local src="${pair%%=*}" dst="${pair#*=}"
+      install -D -m 0755 "$src" "$ctx/rootfs$dst"
+      ldd "$src" | grep -o '/[^ ]*' | while read -r lib; do
+        [ -e "$ctx/rootfs$lib" ] || install -D -m 0755 "$lib" "$ctx/rootfs$lib"
+      done
+    done
+    printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL %s=1\n' "$STANDIN_LABEL" >"$ctx/Dockerfile"
+    docker build -q -t "$tag" "$ctx" >"$ctx.log" 2>&1 || { cat "$ctx.log" >&2; return 1; }
+    printf '  %-48s %s\n' "$tag" "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
+  }
+  export ENVOY_IMAGE="wasm-telemetry-filters-local/envoy:$ENVOY_VERSION"
+  export PROMETHEUS_IMAGE="wasm-telemetry-filters-local/prometheus:debian"
+  export STACK_TOOLS_IMAGE="wasm-telemetry-filters-local/stack-tools:dev"
+  standin "$ENVOY_IMAGE" "$ENVOY_BIN=/usr/local/bin/envoy"
+  standin "$PROMETHEUS_IMAGE" "$(command -v prometheus)=/bin/prometheus"
+  standin "$STACK_TOOLS_IMAGE" "$BIN/bookstore=/usr/local/bin/bookstore" \
+    "$BIN/traffic=/usr/local/bin/traffic" "$BIN/collector=/usr/local/bin/collector"
+  # Earlier builds of these tags, now untagged.
+  docker image prune -f --filter "label=$STANDIN_LABEL=1" >/dev/null
+}
+
 run_docker() {
   if docker compose version >/dev/null 2>&1; then
     COMPOSE=(docker compose)
@@ -105,29 +146,7 @@ run_docker() {
   fi
   phase "compose config (public images)"
 
-  say "building local stand-in images (FROM scratch + host binaries + the libraries they link)"
-  standin() { # tag src=dest...
-    local tag="$1"; shift
-    local ctx="$WORK/image-${tag//[:\/]/_}"
-    mkdir -p "$ctx/rootfs/tmp" && chmod 1777 "$ctx/rootfs/tmp"
-    for pair in "$@"; do
-      local src="${pair%%=*}" dst="${pair#*=}"
-      install -D -m 0755 "$src" "$ctx/rootfs$dst"
-      ldd "$src" | grep -o '/[^ ]*' | while read -r lib; do
-        [ -e "$ctx/rootfs$lib" ] || install -D -m 0755 "$lib" "$ctx/rootfs$lib"
-      done
-    done
-    printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n' >"$ctx/Dockerfile"
-    docker build -q -t "$tag" "$ctx" >"$ctx.log" 2>&1 || { cat "$ctx.log" >&2; return 1; }
-    printf '  %-48s %s\n' "$tag" "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
-  }
-  export ENVOY_IMAGE="wasm-telemetry-filters-local/envoy:$ENVOY_VERSION"
-  export PROMETHEUS_IMAGE="wasm-telemetry-filters-local/prometheus:debian"
-  export STACK_TOOLS_IMAGE="wasm-telemetry-filters-local/stack-tools:dev"
-  standin "$ENVOY_IMAGE" "$ENVOY_BIN=/usr/local/bin/envoy"
-  standin "$PROMETHEUS_IMAGE" "$(command -v prometheus)=/bin/prometheus"
-  standin "$STACK_TOOLS_IMAGE" "$BIN/bookstore=/usr/local/bin/bookstore" \
-    "$BIN/traffic=/usr/local/bin/traffic" "$BIN/collector=/usr/local/bin/collector"
+  build_standins
   phase "stand-in images"
 
   export ENVOY_PORT ENVOY_ADMIN_PORT PROMETHEUS_PORT JAEGER_OTLP_PORT JAEGER_UI_PORT GRAFANA_PORT
@@ -158,12 +177,8 @@ run_docker() {
   phase "compose traffic"
 
   say "docker stack: assertions"
-  if ! check "$WORK/docker/access.log" "$WORK/docker/tally.json" "http://127.0.0.1:$PROMETHEUS_PORT" \
-      "http://127.0.0.1:$JAEGER_OTLP_PORT" local-stack; then
-    "${dc[@]}" ps >&2 || true
-    "${dc[@]}" logs --no-color --tail 40 >&2 || true
-    return 1
-  fi
+  check "$WORK/docker/access.log" "$WORK/docker/tally.json" "http://127.0.0.1:$PROMETHEUS_PORT" \
+    "http://127.0.0.1:$JAEGER_OTLP_PORT" local-stack
   phase "compose assertions"
   "${dc[@]}" down -v --remove-orphans --timeout 5
   compose_up=0
@@ -192,11 +207,17 @@ run_local() {
   STACK_DIR="$WORK/local" "$ROOT/scripts/stack.sh" down
   local_up=0
   for p in $pids; do
-    [ ! -d "/proc/$p" ] || { echo "process $p still running after stack.sh down" >&2; return 1; }
+    st="$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || true)"
+    [ -z "$st" ] || [ "$st" = Z ] || { echo "process $p still running after stack.sh down" >&2; return 1; }
   done
   phase "local down"
 }
 
+if [ "$MODE" = images ]; then
+  build_standins
+  printf '\nexport ENVOY_IMAGE=%s PROMETHEUS_IMAGE=%s STACK_TOOLS_IMAGE=%s\n' "$ENVOY_IMAGE" "$PROMETHEUS_IMAGE" "$STACK_TOOLS_IMAGE"
+  exit 0
+fi
 [ "$MODE" = local ] || run_docker
 [ "$MODE" = docker ] || run_local
 

@@ -163,7 +163,14 @@ impl TemplateGroup {
             .iter()
             .find(|(m, _)| m == method)
             .map_or(&self.any, |(_, r)| r);
-        router.at(url_path).ok().map(|m| *m.value)
+        // A method's tree may have refused a `*` template that conflicts
+        // with one of its own (`POST /a/{x}` and `/a/{*rest}`): when none of
+        // its templates matches, the `*` templates still answer.
+        router
+            .at(url_path)
+            .or_else(|_| self.any.at(url_path))
+            .ok()
+            .map(|m| *m.value)
     }
 
     /// Number of templates in the group.
@@ -246,6 +253,17 @@ mod tests {
         assert_eq!(g.lookup("DELETE", "/items/1"), Some(1));
         assert_eq!(g.lookup("GET", "/items/1"), Some(0));
         assert_eq!(g.lookup("PURGE", "/items/1"), Some(0));
+    }
+
+    #[test]
+    fn any_method_template_answers_when_a_method_tree_refuses_it() {
+        // matchit refuses `/{*rest}` next to `/{x}/b` in one tree; found by
+        // the route_templates fuzz target.
+        let g = group(&["POST /{x}/b", "/{*rest}"]);
+        assert_eq!(g.lookup("POST", "/v/b"), Some(0));
+        assert_eq!(g.lookup("POST", "/v/c"), Some(1));
+        assert_eq!(g.lookup("POST", "/v/b/c"), Some(1));
+        assert_eq!(g.lookup("PURGE", "/v/b"), Some(1));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
+    /// The empty filter: no host call at all (the fixed cost of a filter).
+    pub empty: bool,
     /// Attributes of the straightforward host-CEL job (attributegen's shape).
     pub host_cel: Vec<Attribute>,
 }
@@ -49,6 +51,7 @@ mod tests {
         assert!(parse(None).unwrap().host_cel.is_empty());
         assert!(parse(Some(b" ")).unwrap().host_cel.is_empty());
         assert!(parse(Some(b"{}")).unwrap().host_cel.is_empty());
+        assert!(parse(Some(br#"{"empty":true}"#)).unwrap().empty);
     }
 
     #[test]

@@ -23,6 +23,8 @@ struct Attribute {
 }
 
 enum Job {
+    /// No host call at all.
+    Empty,
     /// The trivial reference filter, with its counter.
     Reference(Option<MetricId>),
     /// The straightforward host-CEL attributegen.
@@ -45,6 +47,10 @@ impl RootContext for Root {
                 return false;
             }
         };
+        if config.empty {
+            self.job = Rc::new(Job::Empty);
+            return true;
+        }
         if config.host_cel.is_empty() {
             let counter = WasmHost
                 .define_metric(MetricKind::Counter, "bench_reference_requests")

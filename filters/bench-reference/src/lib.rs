@@ -8,6 +8,8 @@
 //!   (`request.url_path`, `request.method`), one filter-state write
 //!   (`wasm.bench_reference`) and one counter increment
 //!   (`bench_reference_requests`).
+//! - `{"empty": true}`: an **empty filter**: its callbacks run and return,
+//!   no host call (the fixed cost of one Wasm filter).
 //! - `{"host_cel": [{"output_attribute": "...", "match": [{"value": "...",
 //!   "condition": "..."}]}]}`: a **straightforward host-CEL attributegen**: in
 //!   the log phase, for each attribute, one `expr_evaluate` per condition in

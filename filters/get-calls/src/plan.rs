@@ -26,9 +26,59 @@ struct Metric {
     value: Option<Expression>,
     condition: Option<Expression>,
     /// Sorted by label: the one fixed order.
-    dimensions: Vec<(String, Expression)>,
+    dimensions: Vec<(String, Dimension)>,
     max_value_length: usize,
     series: SeriesTable,
+}
+
+/// How a dimension is read.
+enum Dimension {
+    /// A plain attribute path (`request.url_path`, `xds.cluster_name`, or a
+    /// bare filter-state name such as `istio_operationId`): read with
+    /// `get_property`, which resolves it exactly as CEL would and serializes
+    /// the value the same way, without a CEL evaluation.
+    Property(Vec<String>),
+    /// Any other expression: Envoy's CEL.
+    Cel(Expression),
+}
+
+/// CEL words that are literals or reserved, never attribute names.
+const CEL_RESERVED: [&str; 20] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "while",
+];
+
+/// The segments of `source` if it is a plain attribute path: identifiers
+/// joined by dots, the first not a CEL literal or reserved word.
+fn plain_path(source: &str) -> Option<Vec<String>> {
+    let segments: Vec<&str> = source.trim().split('.').collect();
+    let ident = |s: &&str| {
+        let mut b = s.bytes();
+        b.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    };
+    let first = segments.first()?;
+    (segments.iter().all(ident) && !CEL_RESERVED.contains(first))
+        .then(|| segments.iter().map(|s| s.to_string()).collect())
 }
 
 /// A compiled configuration: shared by every stream of a VM.
@@ -225,8 +275,12 @@ fn compile_metric(
     let mut dimensions = Vec::with_capacity(config.dimensions.len());
     for (label, source) in &config.dimensions {
         let field = format!("dimensions.{label}");
+        if let Some(path) = plain_path(source) {
+            dimensions.push((label.clone(), Dimension::Property(path)));
+            continue;
+        }
         match compile(&field, source)? {
-            Some(expr) => dimensions.push((label.clone(), expr)),
+            Some(expr) => dimensions.push((label.clone(), Dimension::Cel(expr))),
             None => return Err(err(&field, "expression is empty".into())),
         }
     }
@@ -311,10 +365,17 @@ impl Plan {
                 return false;
             };
             values.clear();
-            for (_, expr) in &m.dimensions {
-                values.push(match host.evaluate(expr) {
-                    Ok(raw) => metrics::sanitize_value(&raw, m.max_value_length),
-                    Err(_) => UNKNOWN.to_string(),
+            for (_, dim) in &m.dimensions {
+                let raw = match dim {
+                    Dimension::Property(path) => {
+                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        host.property(&path).ok().flatten()
+                    }
+                    Dimension::Cel(expr) => host.evaluate(expr).ok(),
+                };
+                values.push(match raw {
+                    Some(raw) => metrics::sanitize_value(&raw, m.max_value_length),
+                    None => UNKNOWN.to_string(),
                 });
             }
             let labels: Vec<(&str, &str)> = m
@@ -376,7 +437,8 @@ mod tests {
             .eval("string(response.code)", Ok(code.as_bytes().to_vec()))
             .eval(&dest(), Ok(b"upstream".to_vec()));
         if let Some(op) = op {
-            host.eval("istio_operationId", Ok(op.as_bytes().to_vec()));
+            // A plain name: read with get_property, not CEL.
+            host.set_property("istio_operationId", op.as_bytes());
         }
         host
     }
@@ -563,18 +625,53 @@ mod tests {
     #[test]
     fn dimension_errors_give_unknown_and_values_are_cut() {
         let host = FakeHost::new();
-        host.eval("long", Ok(vec![b'x'; 10_000]))
-            .eval("bad", Err(HostError::InternalFailure));
+        host.set_property("long", &[b'x'; 10_000]);
+        host.eval("bad()", Err(HostError::InternalFailure));
         let p = configure(
             Some(
                 br#"{"metrics":[{"name":"m","max_value_length":8,
-                     "dimensions":{"a":"long","b":"bad"}}]}"#,
+                     "dimensions":{"a":"long","b":"bad()","c":"request.missing"}}]}"#,
             ),
             &host,
         );
         p.run(&host);
-        assert_eq!(host.metric("a=.=xxxxxxxx;.;b=.=unknown;.;m"), 1);
+        assert_eq!(
+            host.metric("a=.=xxxxxxxx;.;b=.=unknown;.;c=.=unknown;.;m"),
+            1
+        );
         assert_eq!(host.metric(RUNTIME_ERRORS), 0);
+    }
+
+    #[test]
+    fn plain_paths_are_read_as_properties() {
+        assert_eq!(
+            plain_path(" request.url_path "),
+            Some(vec!["request".to_string(), "url_path".to_string()])
+        );
+        assert_eq!(plain_path("istio_operationId").map(|p| p.len()), Some(1));
+        for cel in [
+            "true",
+            "null",
+            "string(response.code)",
+            "request.headers['x']",
+            "a..b",
+            ".a",
+            "a.",
+            "1a",
+            "'lit'",
+            "a == b",
+        ] {
+            assert_eq!(plain_path(cel), None, "{cel}");
+        }
+        // A plain path never reaches CEL: evaluate() would fail here.
+        let host = FakeHost::new();
+        host.set_property("xds.cluster_name", b"upstream");
+        let p = configure(
+            Some(br#"{"metrics":[{"name":"m","dimensions":{"c":"xds.cluster_name"}}]}"#),
+            &host,
+        );
+        p.run(&host);
+        assert_eq!(host.metric("c=.=upstream;.;m"), 1);
     }
 
     #[test]
@@ -585,7 +682,7 @@ mod tests {
             &host,
         );
         for i in 0..10 {
-            host.eval("p", Ok(format!("/p{i}").into_bytes()));
+            host.set_property("p", format!("/p{i}").as_bytes());
             p.run(&host);
         }
         let total: i64 = host

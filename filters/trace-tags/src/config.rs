@@ -5,7 +5,7 @@
 //! its own, so one bad tag is reported by name and skipped while the others
 //! keep working.
 
-use filter_common::config::{flexible_bool, nullable, ConfigError, EnumValue};
+use filter_common::config::{nullable, ConfigError, EnumValue};
 use serde::{Deserialize, Deserializer};
 
 /// Default cap on a tag value, in bytes (cut at a character boundary).
@@ -106,7 +106,7 @@ pub struct TagConfig {
     pub request_header: Option<String>,
     /// Also propagate this tag to the upstream as a W3C `baggage` entry
     /// `<name>=<value>` (request-phase tags only).
-    #[serde(deserialize_with = "flexible_bool")]
+    #[serde(deserialize_with = "nullable")]
     pub baggage: bool,
 }
 

@@ -14,6 +14,9 @@
 //! so a tag header always reaches the upstream (with the filter's value, never
 //! the client's) and only request-phase tags can be headers. Filter state has
 //! neither limit: it never leaves the proxy and is written in both phases.
+//!
+//! Optionally a request-phase tag is also propagated upstream as a W3C
+//! `baggage` entry; the client's entries under the filter's keys are dropped.
 
 use crate::config::{parse_tag, Phase, PluginConfig, TagConfig, ValueType, MAX_VALUE_LENGTH_LIMIT};
 use crate::FILTER_NAME;
@@ -187,7 +190,7 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> (Plan, Vec<ConfigErro
         };
         match parse_tag(raw) {
             Ok(t) => parsed.push((t, at(""), i)),
-            Err(e) => errors.push(ConfigError::new(at(&e.path), e.reason)),
+            Err(e) => errors.push(ConfigError::new(at(&e.path), e.reason + "; tag skipped")),
         }
     }
     for (t, _, _) in &parsed {
@@ -384,7 +387,11 @@ pub fn baggage_encode(value: &str) -> String {
         if plain {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            for nibble in [b >> 4, b & 0xf] {
+                out.push(HEX.get(usize::from(nibble)).map_or('0', |h| char::from(*h)));
+            }
         }
     }
     out
@@ -468,7 +475,8 @@ impl Plan {
             .map(str::trim)
             .filter(|m| !m.is_empty())
             .filter(|m| {
-                let key = m.split(['=', ';']).next().unwrap_or_default().trim();
+                let end = m.find(['=', ';']).unwrap_or(m.len());
+                let key = m.get(..end).unwrap_or_default().trim();
                 !self.baggage_keys.iter().any(|k| k == key)
             })
             .map(str::to_string)

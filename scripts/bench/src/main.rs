@@ -15,6 +15,10 @@ mod variants;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Everything from this line on in the output file is kept when the
+/// benchmark rewrites it (hand-written notes on a run).
+const NOTES_MARKER: &str = "<!-- notes: kept when scripts/bench.sh rewrites this file -->";
+
 /// Settings from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -165,6 +169,16 @@ fn main() {
     let md = report::render(&all, &results, &settings, &machine);
     println!("{md}");
     if let Some(out) = &settings.out {
+        // hand-written notes below the marker survive a re-run
+        let notes = std::fs::read_to_string(out)
+            .ok()
+            .and_then(|old| old.find(NOTES_MARKER).map(|i| old[i..].to_string()))
+            .unwrap_or_default();
+        let md = if notes.is_empty() {
+            md
+        } else {
+            format!("{md}\n{notes}")
+        };
         if let Err(e) = std::fs::write(out, &md) {
             eprintln!("cannot write {}: {e}", out.display());
             std::process::exit(1);

@@ -30,6 +30,8 @@ pub struct Sample {
     pub rate_achieved: f64,
     /// VmRSS after the runs, KiB.
     pub rss_kib: u64,
+    /// Each Wasm VM's linear memory: (committed KiB, resident KiB).
+    pub vm_memory: Vec<(u64, u64)>,
     /// Spawn to first 200, ms.
     pub first_200_ms: f64,
     /// Non-2xx answers or errors seen by the load generators.
@@ -110,6 +112,7 @@ fn run_one(v: &Variant, s: &Settings) -> Result<Sample, String> {
     sample.rate_achieved = lat.achieved;
     sample.errors += lat.errors;
     sample.rss_kib = rss_kib(envoy.pid());
+    sample.vm_memory = wasm_linear_memory(envoy.pid());
     sample.stats = interesting_stats(&envoy);
     envoy.stop();
     Ok(sample)
@@ -155,6 +158,54 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Linear memory of each Wasm VM, from `/proc/PID/smaps` (Envoy 1.40 has no
+/// stat for it): V8 reserves 8 GiB of address space per memory (guard
+/// regions, `---p`) and makes the pages in use readable and writable just
+/// below it, so each reservation preceded by an adjacent `rw-p` mapping is
+/// one VM's memory: its size is what the module committed, its Rss what is
+/// resident.
+fn wasm_linear_memory(pid: u32) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    // (start, end, perms, size KiB, rss KiB)
+    let mut maps: Vec<(u64, u64, String, u64, u64)> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or_default();
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                maps.push((a, b, f.next().unwrap_or_default().to_string(), 0, 0));
+                continue;
+            }
+        }
+        let kib = || {
+            f.clone()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if let Some(m) = maps.last_mut() {
+            match first {
+                "Size:" => m.3 = kib(),
+                "Rss:" => m.4 = kib(),
+                _ => {}
+            }
+        }
+    }
+    maps.windows(2)
+        .filter_map(|w| match w {
+            [prev, big]
+                if big.2 == "---p"
+                    && big.3 >= 4 * 1024 * 1024
+                    && prev.1 == big.0
+                    && prev.2 == "rw-p" =>
+            {
+                Some((prev.3, prev.4))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Counters and gauges that tell whether a variant did its job and what its

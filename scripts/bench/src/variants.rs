@@ -231,6 +231,12 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             |_| base(false),
         ),
         v(
+            "empty-wasm",
+            "empty Rust Wasm filter (callbacks only, no host call; test-only)",
+            vec!["bench_reference"],
+            |b| b.filter(Wasm::new("bench_reference").config(r#"{"empty":true}"#)),
+        ),
+        v(
             "reference",
             "trivial reference filter (2 property reads, 1 filter-state write, 1 counter; test-only)",
             vec!["bench_reference"],

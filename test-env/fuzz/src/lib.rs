@@ -61,18 +61,15 @@ pub fn split(data: &[u8]) -> Input<'_> {
 }
 
 /// Every string (keys and values) in a JSON document, deduplicated, in
-/// document order; nothing if it does not parse.
+/// document order; nothing if it does not parse. Invalid UTF-8 is replaced
+/// first: serde skips the strings of fields it ignores without checking them.
 pub fn json_strings(config: &[u8]) -> Vec<String> {
     fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
         if out.len() >= MAX_SOURCES {
             return;
         }
         match v {
-            serde_json::Value::String(s) => {
-                if !out.contains(s) {
-                    out.push(s.clone());
-                }
-            }
+            serde_json::Value::String(s) if !out.contains(s) => out.push(s.clone()),
             serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
             serde_json::Value::Object(o) => {
                 for (k, v) in o {
@@ -86,7 +83,7 @@ pub fn json_strings(config: &[u8]) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(config)) {
         walk(&v, &mut out);
     }
     out.truncate(MAX_SOURCES);
@@ -279,9 +276,15 @@ pub fn check_stat_name(name: &str, max_len: usize) {
         let (label, value) = part
             .split_once(VALUE_SEPARATOR)
             .unwrap_or_else(|| panic!("tag {part:?} of {name:?} has no {VALUE_SEPARATOR}"));
-        assert!(check_label_name(label).is_ok(), "label {label:?} of {name:?}");
+        assert!(
+            check_label_name(label).is_ok(),
+            "label {label:?} of {name:?}"
+        );
         assert!(!value.is_empty(), "empty value in {name:?}");
-        assert!(value.len() <= max_len.max(UNKNOWN.len()), "long value in {name:?}");
+        assert!(
+            value.len() <= max_len.max(UNKNOWN.len()),
+            "long value in {name:?}"
+        );
         assert!(value.bytes().all(allowed), "bad byte in {name:?}");
         assert!(!value.contains(".."), "empty segment in {name:?}");
         labels.push((label, value));

@@ -31,7 +31,10 @@ fn headers_named_like_outputs_change_nothing() {
         ("trace_tag.operation", "Evil"),
         ("x-trace-tag-operation", "Evil"),
     ];
-    for path in ["/books?istio_operationId=Evil", "/other?request_operation=Evil"] {
+    for path in [
+        "/books?istio_operationId=Evil",
+        "/other?request_operation=Evil",
+    ] {
         let mut r = envoy.request("GET", path);
         for (k, v) in spoof {
             r = r.header(k, v);
@@ -39,15 +42,36 @@ fn headers_named_like_outputs_change_nothing() {
         let resp = r.send().unwrap();
         assert_eq!(resp.status, 200);
         let e = envoy.access_log_entry(&resp).unwrap();
-        let want = if path.starts_with("/books") { json!("ListBooks") } else { json!(null) };
+        let want = if path.starts_with("/books") {
+            json!("ListBooks")
+        } else {
+            json!(null)
+        };
         assert_eq!(e["attr.istio_operationId"], want, "{path}");
-        let tag = if path.starts_with("/books") { "ListBooks" } else { "none" };
+        let tag = if path.starts_with("/books") {
+            "ListBooks"
+        } else {
+            "none"
+        };
         assert_eq!(e["attr.trace_tag.operation"], tag, "{path}");
     }
     let prom = envoy.prometheus().unwrap();
-    let series: Vec<&str> = prom.lines().filter(|l| l.starts_with("istio_get_calls{")).collect();
+    let series: Vec<&str> = prom
+        .lines()
+        .filter(|l| l.starts_with("istio_get_calls{"))
+        .collect();
     assert_eq!(series.len(), 2, "{series:?}");
     assert!(series.iter().all(|l| !l.contains("Evil")), "{series:?}");
-    assert!(series.iter().any(|l| l.contains("request_operation=\"ListBooks\"")), "{series:?}");
-    assert!(series.iter().any(|l| l.contains("request_operation=\"unknown\"")), "{series:?}");
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains("request_operation=\"ListBooks\"")),
+        "{series:?}"
+    );
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains("request_operation=\"unknown\"")),
+        "{series:?}"
+    );
 }

@@ -10,32 +10,6 @@ fn cpu_ns(pid: u32) -> u64 {
     }
     t
 }
-fn measure(config: Option<&str>) -> f64 {
-    let mut b = Envoy::builder()
-        .direct_response(200)
-        .component_log_level("wasm:warn");
-    if let Some(c) = config {
-        b = b.filter(Wasm::new("get_calls").config(c));
-    }
-    let envoy = b.start().unwrap();
-    let url = format!("http://127.0.0.1:{}/reviews/0", envoy.port());
-    Command::new("wrk")
-        .args(["-t1", "-c8", "-d1s", &url])
-        .output()
-        .unwrap();
-    let rq = |e: &Envoy| {
-        e.stat("http.ingress.downstream_rq_total")
-            .unwrap()
-            .unwrap_or(0)
-    };
-    let (c0, r0) = (cpu_ns(envoy.pid()), rq(&envoy));
-    Command::new("wrk")
-        .args(["-t1", "-c8", "-d3s", &url])
-        .output()
-        .unwrap();
-    let (c1, r1) = (cpu_ns(envoy.pid()), rq(&envoy));
-    (c1 - c0) as f64 / 1000.0 / (r1 - r0) as f64
-}
 fn measure_with(f: Option<Wasm>) -> f64 {
     let mut b = Envoy::builder()
         .direct_response(200)
@@ -62,19 +36,32 @@ fn measure_with(f: Option<Wasm>) -> f64 {
     let (c1, r1) = (cpu_ns(envoy.pid()), rq(&envoy));
     (c1 - c0) as f64 / 1000.0 / (r1 - r0) as f64
 }
+fn dims(expr: &str, n: usize) -> String {
+    let d: serde_json::Map<String, serde_json::Value> = (0..n)
+        .map(|i| {
+            (
+                format!("l{i:02}x"),
+                serde_json::Value::String(expr.to_string()),
+            )
+        })
+        .collect();
+    serde_json::json!({"metrics":[{"name":"m","dimensions":d}]}).to_string()
+}
 #[test]
 fn cost() {
-    let simple = r#"{"metrics":[{"name":"istio_get_calls","condition":"request.method == 'GET'","dimensions":{"request_operation":"istio_operationId","response_code":"string(response.code)","destination_service":"xds.cluster_name"}}]}"#;
-    let nodest = r#"{"metrics":[{"name":"istio_get_calls","condition":"request.method == 'GET'","dimensions":{"request_operation":"istio_operationId","response_code":"string(response.code)"}}]}"#;
+    let variants = [
+        ("0 dims", dims("x", 0)),
+        ("20 x path (property)", dims("request.path", 20)),
+        ("20 x (path) (CEL)", dims("(request.path)", 20)),
+        ("20 x fs (property)", dims("istio_operationId", 20)),
+        ("20 x (fs) (CEL)", dims("(istio_operationId)", 20)),
+    ];
     for round in 0..3 {
-        for n in ["floor", "default", "simple-dest", "no-dest"] {
-            let f = match n {
-                "floor" => None,
-                "default" => Some(Wasm::new("get_calls")),
-                "simple-dest" => Some(Wasm::new("get_calls").config(simple)),
-                _ => Some(Wasm::new("get_calls").config(nodest)),
-            };
-            println!("round {round} {n:14} {:7.2} us/req", measure_with(f));
+        for (n, c) in &variants {
+            println!(
+                "round {round} {n:22} {:7.2} us/req",
+                measure_with(Some(Wasm::new("get_calls").config(c.clone())))
+            );
         }
     }
 }
