@@ -2,7 +2,7 @@
 
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
-use filter_common::wasm::{self, hostcalls, WasmHost};
+use filter_common::wasm::{self, hostcalls, Heartbeat, MemoryGauge, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
@@ -10,12 +10,14 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     wasm::init(FILTER_NAME);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(TraceTagsRoot { plan: Rc::default() })
+        Box::new(TraceTagsRoot { plan: Rc::default(), heartbeat: Heartbeat::default(), memory: MemoryGauge::default() })
     });
 }}
 
 struct TraceTagsRoot {
     plan: Rc<Plan>,
+    heartbeat: Heartbeat,
+    memory: MemoryGauge,
 }
 
 impl Context for TraceTagsRoot {}
@@ -23,18 +25,25 @@ impl Context for TraceTagsRoot {}
 impl RootContext for TraceTagsRoot {
     fn on_vm_start(&mut self, _: usize) -> bool {
         wasm::log_start(FILTER_NAME, env!("CARGO_PKG_VERSION"));
+        self.memory = MemoryGauge::start(FILTER_NAME);
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.memory.refresh();
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
         let raw = hostcalls::plugin_configuration().ok().flatten();
         self.plan = Rc::new(configure(raw.as_deref(), &WasmHost));
+        self.heartbeat = Heartbeat::define(FILTER_NAME);
         true // a bad configuration is counted and logged, never fatal
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(TraceTagsStream {
             plan: Rc::clone(&self.plan),
+            heartbeat: self.heartbeat,
         }))
     }
 
@@ -45,12 +54,14 @@ impl RootContext for TraceTagsRoot {
 
 struct TraceTagsStream {
     plan: Rc<Plan>,
+    heartbeat: Heartbeat,
 }
 
 impl Context for TraceTagsStream {}
 
 impl HttpContext for TraceTagsStream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.heartbeat.beat();
         if !self.plan.is_empty() {
             self.plan.on_request(&WasmHost);
         }
