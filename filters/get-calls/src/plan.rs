@@ -38,8 +38,41 @@ enum Dimension {
     /// `get_property`, which resolves it exactly as CEL would and serializes
     /// the value the same way, without a CEL evaluation.
     Property(Vec<String>),
+    /// `string(<path>)` of an integer attribute of [`INT_ATTRIBUTES`]
+    /// (`string(response.code)`): read with `get_property` (8 bytes
+    /// little-endian) and printed in decimal, as CEL's `string()` would.
+    IntProperty(Vec<String>),
     /// Any other expression: Envoy's CEL.
     Cel(Expression),
+}
+
+/// Envoy attributes that are always integers (int64).
+const INT_ATTRIBUTES: [&str; 12] = [
+    "response.code",
+    "response.grpc_status",
+    "response.size",
+    "response.total_size",
+    "request.size",
+    "request.total_size",
+    "source.port",
+    "destination.port",
+    "upstream.port",
+    "upstream.request_attempt_count",
+    "connection.id",
+    "xds.listener_direction",
+];
+
+/// How to read a dimension's source: a plain path, `string()` of a known
+/// integer attribute, or CEL (`None`).
+fn fast_dimension(source: &str) -> Option<Dimension> {
+    if let Some(path) = plain_path(source) {
+        return Some(Dimension::Property(path));
+    }
+    let inner = source.trim().strip_prefix("string(")?.strip_suffix(')')?;
+    let path = plain_path(inner)?;
+    INT_ATTRIBUTES
+        .contains(&path.join(".").as_str())
+        .then_some(Dimension::IntProperty(path))
 }
 
 /// CEL words that are literals or reserved, never attribute names.
@@ -275,8 +308,8 @@ fn compile_metric(
     let mut dimensions = Vec::with_capacity(config.dimensions.len());
     for (label, source) in &config.dimensions {
         let field = format!("dimensions.{label}");
-        if let Some(path) = plain_path(source) {
-            dimensions.push((label.clone(), Dimension::Property(path)));
+        if let Some(dim) = fast_dimension(source) {
+            dimensions.push((label.clone(), dim));
             continue;
         }
         match compile(&field, source)? {
@@ -371,6 +404,14 @@ impl Plan {
                         let path: Vec<&str> = path.iter().map(String::as_str).collect();
                         host.property(&path).ok().flatten()
                     }
+                    Dimension::IntProperty(path) => {
+                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        host.property(&path)
+                            .ok()
+                            .flatten()
+                            .and_then(|raw| cel::as_int(&raw).ok())
+                            .map(|n| n.to_string().into_bytes())
+                    }
                     Dimension::Cel(expr) => host.evaluate(expr).ok(),
                 };
                 values.push(match raw {
@@ -434,8 +475,8 @@ mod tests {
     fn default_host(get: bool, op: Option<&str>, code: &str) -> FakeHost {
         let host = FakeHost::new();
         host.eval_bool("request.method == 'GET'", get)
-            .eval("string(response.code)", Ok(code.as_bytes().to_vec()))
-            .eval(&dest(), Ok(b"upstream".to_vec()));
+            .set_property("response.code", &code.parse::<i64>().unwrap().to_le_bytes());
+        host.eval(&dest(), Ok(b"upstream".to_vec()));
         if let Some(op) = op {
             // A plain name: read with get_property, not CEL.
             host.set_property("istio_operationId", op.as_bytes());
@@ -663,6 +704,12 @@ mod tests {
         ] {
             assert_eq!(plain_path(cel), None, "{cel}");
         }
+        assert!(matches!(
+            fast_dimension("string(response.code)"),
+            Some(Dimension::IntProperty(_))
+        ));
+        assert!(fast_dimension("string(request.path)").is_none());
+        assert!(fast_dimension("string(response.code) + 'x'").is_none());
         // A plain path never reaches CEL: evaluate() would fail here.
         let host = FakeHost::new();
         host.set_property("xds.cluster_name", b"upstream");

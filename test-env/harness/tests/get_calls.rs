@@ -801,3 +801,58 @@ fn validate_command_reports_get_calls_errors() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A new configuration while traffic flows (file-based ECDS): counts stay
+/// exact, and the series registry outlives the configuration, so label sets
+/// admitted before count against the new cap.
+#[test]
+fn reconfiguration_keeps_counts_and_the_series_registry() {
+    let config = |max: u32, extra: bool| {
+        let mut metrics = vec![json!({ "name": "recfg_calls", "max_series": max,
+                                       "dimensions": { "path": "request.url_path" } })];
+        if extra {
+            metrics.push(json!({ "name": "recfg_total" }));
+        }
+        json!({ "metrics": metrics }).to_string()
+    };
+    let envoy = with_tags(
+        Envoy::builder()
+            .filter(Wasm::new("get_calls").config(config(5, false)).dynamic())
+            .concurrency(2),
+        &["path"],
+    )
+    .start()
+    .unwrap();
+    for i in 0..10 {
+        assert_eq!(envoy.get(&format!("/a/{i}")).unwrap().status, 200);
+    }
+    envoy
+        .wait_access_log_len(10, Duration::from_secs(10))
+        .unwrap();
+    let applied = envoy
+        .update_wasm(&Wasm::new("get_calls").config(config(8, true)).dynamic())
+        .unwrap();
+    assert!(applied, "{}", envoy.log());
+    for i in 0..10 {
+        assert_eq!(envoy.get(&format!("/b/{i}")).unwrap().status, 200);
+    }
+    envoy
+        .wait_access_log_len(20, Duration::from_secs(10))
+        .unwrap();
+    let text = envoy.prometheus().unwrap();
+    let series = family(&text, "recfg_calls");
+    let sum: f64 = series.iter().map(|(_, v)| v).sum();
+    assert_eq!(sum, 20.0, "{series:?}");
+    // 5 admitted under the first configuration, 3 more under the second.
+    assert_eq!(series.len(), 8 + 1, "{series:?}");
+    let overflow = series
+        .iter()
+        .find(|(l, _)| l["path"] == "overflow")
+        .map(|(_, v)| *v);
+    assert_eq!(overflow, Some(12.0));
+    assert_eq!(
+        envoy.stat("wasmcustom.recfg_calls_overflow_total").unwrap(),
+        Some(12)
+    );
+    assert_eq!(envoy.stat("wasmcustom.recfg_total").unwrap(), Some(10));
+}
