@@ -7,7 +7,8 @@
 //! [`EnvoyBuilder::zipkin_tracing`](crate::EnvoyBuilder::zipkin_tracing) or
 //! [`EnvoyBuilder::opentelemetry_tracing`](crate::EnvoyBuilder::opentelemetry_tracing).
 
-use crate::{err, HarnessError, Result};
+use crate::httpd::{HttpServer, ServerRequest, ServerResponse};
+use crate::{err, Result};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -15,9 +16,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use prost::Message;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Which wire format a span came in.
@@ -54,55 +53,40 @@ impl Span {
 
 /// The collector: a small HTTP server on a free port of 127.0.0.1.
 pub struct Collector {
-    port: u16,
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    server: HttpServer,
     spans: Arc<Mutex<Vec<Span>>>,
     errors: Arc<Mutex<Vec<String>>>,
     payloads: Arc<Mutex<Vec<Payload>>>,
 }
 
 impl Collector {
-    /// Starts the collector.
+    /// Starts the collector on a free port of 127.0.0.1.
     pub fn start() -> Result<Self> {
-        let server = tiny_http::Server::http("127.0.0.1:0")
-            .map_err(|e| HarnessError(format!("collector: {e}")))?;
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| HarnessError("collector: no port".into()))?;
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Starts the collector on `addr` (e.g. `0.0.0.0:4318` in a container).
+    pub fn start_on(addr: &str) -> Result<Self> {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let payloads = Arc::new(Mutex::new(Vec::new()));
-        let threads = (0..2)
-            .map(|_| {
-                let sink = Sink {
-                    spans: spans.clone(),
-                    errors: errors.clone(),
-                    payloads: payloads.clone(),
-                };
-                let (server, stop) = (server.clone(), stop.clone());
-                std::thread::spawn(move || serve(&server, &stop, &sink))
-            })
-            .collect();
+        let sink = Sink {
+            spans: spans.clone(),
+            errors: errors.clone(),
+            payloads: payloads.clone(),
+        };
+        let server = HttpServer::start_on(addr, move |req| receive(&sink, req))?;
         Ok(Collector {
-            port,
             server,
-            stop,
-            threads,
             spans,
             errors,
             payloads,
         })
     }
 
-    /// Its port on 127.0.0.1.
+    /// Its port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Every span received so far.
@@ -145,73 +129,43 @@ impl Collector {
     }
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for _ in 0..self.threads.len() {
-            self.server.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Where a server thread puts what it received.
+/// Where the server puts what it received.
 struct Sink {
     spans: Arc<Mutex<Vec<Span>>>,
     errors: Arc<Mutex<Vec<String>>>,
     payloads: Arc<Mutex<Vec<Payload>>>,
 }
 
-fn serve(server: &tiny_http::Server, stop: &AtomicBool, sink: &Sink) {
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(mut request) = server.recv() else {
-            break;
-        };
-        if stop.load(Ordering::Relaxed) {
-            break;
+fn receive(sink: &Sink, req: ServerRequest) -> ServerResponse {
+    let path = req.path.split('?').next().unwrap_or("").to_string();
+    if let Ok(mut p) = sink.payloads.lock() {
+        if p.len() < 10_000 {
+            p.push((path.clone(), req.body.clone()));
         }
-        let mut body = Vec::new();
-        let read = request.as_reader().read_to_end(&mut body);
-        let path = request.url().split('?').next().unwrap_or("").to_string();
-        if let Ok(mut p) = sink.payloads.lock() {
-            if p.len() < 10_000 {
-                p.push((path.clone(), body.clone()));
+    }
+    let decoded = match path.as_str() {
+        "/api/v2/spans" => decode_zipkin(&req.body),
+        "/v1/traces" => decode_otlp(&req.body),
+        other => Err(format!("unexpected path {other}")),
+    };
+    match decoded {
+        Ok(new) => {
+            if let Ok(mut s) = sink.spans.lock() {
+                s.extend(new);
+            }
+            if path == "/v1/traces" {
+                let body = ExportTraceServiceResponse::default().encode_to_vec();
+                ServerResponse::new(200, body).header("content-type", "application/x-protobuf")
+            } else {
+                ServerResponse::new(202, Vec::new())
             }
         }
-        let decoded = match (read, path.as_str()) {
-            (Err(e), _) => Err(format!("{path}: reading the body: {e}")),
-            (Ok(_), "/api/v2/spans") => decode_zipkin(&body),
-            (Ok(_), "/v1/traces") => decode_otlp(&body),
-            (Ok(_), other) => Err(format!("unexpected path {other}")),
-        };
-        let response = match decoded {
-            Ok(new) => {
-                if let Ok(mut s) = sink.spans.lock() {
-                    s.extend(new);
-                }
-                if path == "/v1/traces" {
-                    let body = ExportTraceServiceResponse::default().encode_to_vec();
-                    let ct =
-                        tiny_http::Header::from_bytes("content-type", "application/x-protobuf");
-                    let mut r = tiny_http::Response::from_data(body).with_status_code(200);
-                    if let Ok(h) = ct {
-                        r = r.with_header(h);
-                    }
-                    r
-                } else {
-                    tiny_http::Response::from_data(Vec::new()).with_status_code(202)
-                }
+        Err(e) => {
+            if let Ok(mut errs) = sink.errors.lock() {
+                errs.push(e.clone());
             }
-            Err(e) => {
-                if let Ok(mut errs) = sink.errors.lock() {
-                    errs.push(e.clone());
-                }
-                tiny_http::Response::from_data(e.into_bytes()).with_status_code(400)
-            }
-        };
-        let _ = request.respond(response);
+            ServerResponse::new(400, e.into_bytes())
+        }
     }
 }
 

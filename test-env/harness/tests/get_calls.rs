@@ -66,22 +66,15 @@ fn send_all(envoy: &Envoy, plan: &[(&str, String, u16, usize)], threads: usize) 
     let chunk = jobs.len().div_ceil(threads).max(1);
     let port = envoy.port();
     std::thread::scope(|scope| {
-        for (i, part) in jobs.chunks(chunk).enumerate() {
+        for part in jobs.chunks(chunk) {
             scope.spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
                     .allow_non_standard_methods(true)
                     .build()
                     .into();
-                // Staggered starts: the test upstream (tiny_http 0.12) can
-                // leave a connection unserved when several arrive at once
-                // (its task pool races), which shows as a 504 after the
-                // route timeout.
-                std::thread::sleep(Duration::from_millis(100 * i as u64));
                 for (m, p, s) in part {
-                    // An explicit empty body (content-length: 0): a bodyless
-                    // POST otherwise goes upstream in a form tiny_http
-                    // sometimes answers with 400 on the next request.
+                    // An explicit empty body (content-length: 0).
                     let req = ureq::http::Request::builder()
                         .method(*m)
                         .uri(format!("http://127.0.0.1:{port}{p}"))
@@ -271,10 +264,7 @@ fn hostile_label_values_stay_well_formed_and_bounded() {
             .header("x-label", v)
             .send()
             .unwrap();
-        // The test upstream (tiny_http) drops a request with non-ASCII
-        // header bytes: Envoy answers 503; the stream still reaches on_log.
-        let want = if v.is_ascii() { 200 } else { 503 };
-        assert_eq!(r.status, want, "{h:?}");
+        assert_eq!(r.status, 200, "{h:?}");
     }
     let big_seen = envoy
         .upstream()
@@ -295,7 +285,7 @@ fn hostile_label_values_stay_well_formed_and_bounded() {
     envoy
         .wait_access_log_len(total, Duration::from_secs(20))
         .unwrap();
-    assert_eq!(envoy.upstream().received().len(), total - 1); // all but non-ASCII
+    assert_eq!(envoy.upstream().received().len(), total);
     let workers = worker_connections(&envoy);
     assert!(workers.iter().all(|c| *c > 0), "{workers:?}");
 
