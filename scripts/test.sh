@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests natively and on
-# wasm32-wasip1, then the end-to-end tests through a real Envoy.
+# wasm32-wasip1, the end-to-end tests through a real Envoy (separate filters,
+# then the one-VM bundle), fuzzing, and the docker-compose stack.
 # Installs what it needs (wasm target, Envoy, Debian packages) on first use.
+#   SKIP_COMPOSE=1  leave out the docker-compose stage
+#   SKIP_FUZZ=1     leave out the fuzzing stage
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+started=$(date +%s)
+stage() { say "$* (at $(( $(date +%s) - started )) s)"; }
 
 apt_install binaryen prometheus
 command -v node >/dev/null || apt_install nodejs
@@ -12,23 +17,48 @@ ensure_envoy
 say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*' | head -n1))"
 
 # Crates whose logic runs inside Envoy (unit-tested natively and on wasm32).
-FILTER_CRATES=(-p filter-common -p attributegen -p trace-tags -p get-calls)
+# The bundle links the filters without their entry points, so cargo must
+# build it on its own (features would otherwise be unified).
+FILTER_CRATES=(-p filter-common -p attributegen -p trace-tags -p get-calls -p bench-reference)
+BUNDLE=(-p telemetry-bundle)
 
-say "cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-say "cargo clippy (native and wasm32-wasip1)"
+stage "cargo clippy (native and wasm32-wasip1)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo clippy --target wasm32-wasip1 "${FILTER_CRATES[@]}" -q -- -D warnings
+cargo clippy --target wasm32-wasip1 "${BUNDLE[@]}" -q -- -D warnings
+cargo clippy --target wasm32-wasip1 -p attributegen --features fault-injection -q -- -D warnings
 
-say "unit tests (native)"
-cargo test "${FILTER_CRATES[@]}"
+stage "unit tests (native)"
+cargo test --workspace --exclude envoy-harness
 
-say "unit tests (wasm32-wasip1, under Node's WASI)"
-CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-runner.mjs" \
-  cargo test --target wasm32-wasip1 "${FILTER_CRATES[@]}" --lib
+stage "unit tests (wasm32-wasip1, under Node's WASI)"
+export CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-runner.mjs"
+cargo test --target wasm32-wasip1 "${FILTER_CRATES[@]}" --lib
+cargo test --target wasm32-wasip1 "${BUNDLE[@]}" --lib
+unset CARGO_TARGET_WASM32_WASIP1_RUNNER
 
+stage "build the modules"
 "$ROOT/scripts/build.sh"
 
-say "end-to-end tests through Envoy $ENVOY_VERSION"
+stage "end-to-end tests through Envoy $ENVOY_VERSION (separate filters)"
 cargo test -p envoy-harness -- --test-threads "${E2E_THREADS:-2}"
+
+stage "end-to-end tests through Envoy $ENVOY_VERSION (the one-VM bundle)"
+TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
+  --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing \
+  -- --test-threads "${E2E_THREADS:-2}"
+
+if [ "${SKIP_FUZZ:-}" != 1 ] && [ -x "$ROOT/scripts/fuzz.sh" ]; then
+  stage "fuzzing (short pass)"
+  "$ROOT/scripts/fuzz.sh"
+fi
+
+if [ "${SKIP_COMPOSE:-}" != 1 ] && [ -x "$ROOT/scripts/test-compose.sh" ]; then
+  stage "docker-compose stack"
+  "$ROOT/scripts/test-compose.sh"
+fi
+
+stage "all tests passed"

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod bookstore;
+
 /// One request the traffic generator sends per round: the operation id
 /// attributegen should give it, method, path (`{id}` = a book id).
 #[derive(Debug, Clone, Copy)]
@@ -242,6 +244,29 @@ mod tests {
         let gets = t.group(|_, m, _| m == "GET", |op, _, c| (op.to_string(), c));
         assert_eq!(gets.get(&("ListBooks".to_string(), 200)), Some(&2));
         assert_eq!(gets.len(), 1);
+    }
+
+    /// A round against the bookstore's logic gives the codes the README and
+    /// the dashboard promise: every class of answer, on its route.
+    #[test]
+    fn a_round_gets_every_answer_from_the_bookstore() {
+        let store = bookstore::Store::new(false);
+        let mut created = String::from("none");
+        let mut codes = Vec::new();
+        for s in ROUND {
+            let path = s.path.replace("{new}", &created);
+            let (code, body) = bookstore::handle(&store, s.method, &path, s.body.unwrap_or(""));
+            if code == 201 {
+                created = body["id"].as_str().unwrap().to_string();
+            }
+            codes.push(code);
+        }
+        assert_eq!(
+            codes,
+            [200, 200, 200, 404, 201, 400, 200, 204, 200, 503, 500, 200]
+        );
+        assert_eq!(bookstore::handle(&store, "PATCH", "/books/b1", "").0, 405);
+        assert_eq!(bookstore::handle(&store, "GET", "/nowhere", "").0, 404);
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "http://127.0.0.1:10000".to_string());
     let target = target.trim_end_matches('/').to_string();
-    if !target.starts_with("http://") || target["http://".len()..].contains('/') {
+    if target
+        .strip_prefix("http://")
+        .is_none_or(|host| host.is_empty() || host.contains('/'))
+    {
         eprintln!("--target must be http://host:port, got {target:?}");
         std::process::exit(2);
     }
