@@ -7,6 +7,9 @@ use std::sync::Arc;
 const V1: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"v1"}]}]}"#;
 const V2: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"v2"}]}]}"#;
 const BAD: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"x","condition":"request.path =="}]}]}"#;
+const GET_CALLS_V1: &str =
+    r#"{"metrics":[{"name":"upd_calls","condition":"request.method == 'GET'"}]}"#;
+const GET_CALLS_V2: &str = r#"{"metrics":[{"name":"upd_calls","condition":"request.method == 'GET'"},{"name":"upd_other"}]}"#;
 const CONFIG_ERRORS: &str = "wasmcustom.wasm_filter.attributegen.type.config.error_count";
 
 #[test]
@@ -14,6 +17,7 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
     let envoy = Envoy::builder()
         .concurrency(2)
         .filter(Wasm::new("attributegen").config(V1).dynamic())
+        .filter(Wasm::new("get_calls").config(GET_CALLS_V1).dynamic())
         .log_attribute("op")
         .start()
         .unwrap();
