@@ -6,9 +6,11 @@
 //! non-UTF-8 header values. [`hostcalls`] declares the imports itself with a
 //! plain `u32` status and maps every value to a `Result`.
 
+mod adapter;
 mod host;
 pub mod hostcalls;
 mod runtime;
 
+pub use adapter::{serve, Filter};
 pub use host::WasmHost;
 pub use runtime::{init, log_start, Heartbeat, MemoryGauge};
