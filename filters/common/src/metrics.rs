@@ -171,10 +171,14 @@ pub fn sanitize_value(raw: &[u8], max_len: usize) -> String {
             out.push(c);
         }
     }
-    for word in [".shadow_", ".istio_dry_run_"] {
-        if out.contains(word) {
-            out = out.replace(word, &word.replacen('.', "_", 1));
-        }
+    // Until none is left: replacing a dot can complete another occurrence
+    // (`.istio_dry_run.istio_dry_run_`, `.istio_dry_run.shadow_`); each
+    // round removes a dot. Found by the label_encoding fuzz target.
+    while let Some(word) = [".shadow_", ".istio_dry_run_"]
+        .into_iter()
+        .find(|w| out.contains(w))
+    {
+        out = out.replace(word, &word.replacen('.', "_", 1));
     }
     if out.is_empty() {
         out.push_str(UNKNOWN);
@@ -423,6 +427,14 @@ mod tests {
         assert_eq!(
             sanitize_value(b"a.istio_dry_run_allow_", 64),
             "a_istio_dry_run_allow_"
+        );
+        assert_eq!(
+            sanitize_value(b"a.istio_dry_run.istio_dry_run_x", 64),
+            "a_istio_dry_run_istio_dry_run_x"
+        );
+        assert_eq!(
+            sanitize_value(b"a.istio_dry_run.shadow_x", 64),
+            "a_istio_dry_run_shadow_x"
         );
         assert_eq!(
             sanitize_value(b"cached.example.com", 64),

@@ -55,6 +55,25 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
+/// The command as a user types it: `scripts/bench.sh` and the options,
+/// without the `--out` that script adds (no machine paths in the report).
+fn command_line(args: &[String]) -> String {
+    let mut shown = vec!["scripts/bench.sh".to_string()];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--out" {
+            if let Some(path) = it.next() {
+                if !path.ends_with("scripts/bench/RESULTS.md") {
+                    shown.push(format!("--out {path}"));
+                }
+            }
+            continue;
+        }
+        shown.push(a.clone());
+    }
+    shown.join(" ")
+}
+
 fn parse_args() -> Settings {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut s = Settings {
@@ -67,11 +86,7 @@ fn parse_args() -> Settings {
         only: Vec::new(),
         out: None,
         quick: false,
-        command: if args.is_empty() {
-            "scripts/bench.sh".to_string()
-        } else {
-            format!("scripts/bench.sh {}", args.join(" "))
-        },
+        command: command_line(&args),
     };
     let mut it = args.into_iter();
     let secs = |v: Option<String>| {
