@@ -43,6 +43,7 @@ unset CARGO_TARGET_WASM32_WASIP1_RUNNER
 stage "build the modules"
 "$ROOT/scripts/build.sh"
 
+rm -rf "$ROOT/target/test-reports"
 stage "end-to-end tests through Envoy $ENVOY_VERSION (separate filters)"
 cargo test -p envoy-harness -- --test-threads "${E2E_THREADS:-2}"
 
@@ -61,4 +62,8 @@ if [ "${SKIP_COMPOSE:-}" != 1 ] && [ -x "$ROOT/scripts/test-compose.sh" ]; then
   "$ROOT/scripts/test-compose.sh"
 fi
 
+if compgen -G "$ROOT/target/test-reports/*.txt" >/dev/null; then
+  say "figures reported by the tests"
+  cat "$ROOT"/target/test-reports/*.txt
+fi
 stage "all tests passed"

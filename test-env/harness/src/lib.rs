@@ -61,3 +61,12 @@ pub fn free_port() -> Result<u16> {
         .map(|a| a.port())
         .map_err(|e| HarnessError(format!("no free port: {e}")))
 }
+
+/// Saves a test's figures to `target/test-reports/<name>.txt`, so that
+/// `scripts/test.sh` can print them after the run (cargo hides a passing
+/// test's output).
+pub fn report(name: &str, text: &str) {
+    let dir = paths::workspace_root().join("target/test-reports");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+}

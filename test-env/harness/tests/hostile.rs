@@ -121,6 +121,7 @@ fn hostile_inputs_never_fail_because_of_a_filter() {
         ));
     }
     eprintln!("{}", report.join("\n"));
+    envoy_harness::report("hostile-inputs", &report.join("\n"));
     for (line, (_, _, want_status, want_reached)) in report.iter().zip(&cases) {
         assert!(
             line.contains(&format!(

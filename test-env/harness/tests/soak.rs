@@ -113,11 +113,18 @@ fn soak_all_three_filters() {
     let rss_end = rss_kib(envoy.pid());
     let mem_end = stats(&envoy, "memory_bytes");
     let achieved = total as f64 / elapsed.as_secs_f64();
-    eprintln!(
+    let summary = format!(
         "soak: {total} requests in {:.1} s ({achieved:.0}/s, target {rps}/s); RSS {rss_q1} → {rss_end} KiB ({:+.2}%); VM memory {mem_q1:?} → {mem_end:?}",
         elapsed.as_secs_f64(),
         (rss_end as f64 / rss_q1 as f64 - 1.0) * 100.0
     );
+    eprintln!("{summary}");
+    let mode = if envoy_harness::bundle_mode() {
+        "soak-bundle"
+    } else {
+        "soak"
+    };
+    envoy_harness::report(mode, &summary);
 
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
     assert_eq!(
