@@ -74,6 +74,12 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
         .unwrap());
     assert_eq!(op(&envoy), "v1");
 
+    // get-calls changes too: every GET is counted exactly once across it.
+    assert!(envoy
+        .update_wasm(&Wasm::new("get_calls").config(GET_CALLS_V2).dynamic())
+        .unwrap());
+    assert_eq!(op(&envoy), "v1");
+
     stop.store(true, Ordering::Relaxed);
     bg.join().unwrap();
     assert!(sent.load(Ordering::Relaxed) > 10, "background traffic ran");
@@ -81,5 +87,17 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
         failed.load(Ordering::Relaxed),
         0,
         "requests failed during updates"
+    );
+    let served = envoy
+        .stat("http.ingress.downstream_rq_2xx")
+        .unwrap()
+        .unwrap_or(0);
+    envoy
+        .wait_access_log_len(served as usize, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        envoy.stat("wasmcustom.upd_calls").unwrap(),
+        Some(served),
+        "every GET counted once across the updates"
     );
 }
