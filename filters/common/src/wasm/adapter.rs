@@ -102,6 +102,9 @@ impl<F: Filter> Context for Stream<F> {}
 
 impl<F: Filter> HttpContext for Stream<F> {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        // The heartbeat counts requests whose headers reached the filter
+        // (not streams Envoy's codec refused before any filter ran).
+        self.heartbeats.iter().for_each(Heartbeat::beat);
         #[cfg(feature = "fault-injection")]
         crate::fault::check(&WasmHost);
         self.plan.on_request_headers(&WasmHost, &self.state);
@@ -114,8 +117,6 @@ impl<F: Filter> HttpContext for Stream<F> {
     }
 
     fn on_log(&mut self) {
-        // The heartbeat counts in the log phase, which every stream reaches.
-        self.heartbeats.iter().for_each(Heartbeat::beat);
         self.plan.on_log(&WasmHost, &self.state);
     }
 }
