@@ -68,5 +68,8 @@ pub fn free_port() -> Result<u16> {
 pub fn report(name: &str, text: &str) {
     let dir = paths::workspace_root().join("target/test-reports");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+    let _ = std::fs::write(
+        dir.join(format!("{name}.txt")),
+        format!("{}\n", text.trim_end()),
+    );
 }

@@ -114,9 +114,12 @@ fn soak_all_three_filters() {
     let mem_end = stats(&envoy, "memory_bytes");
     let achieved = total as f64 / elapsed.as_secs_f64();
     let summary = format!(
-        "soak: {total} requests in {:.1} s ({achieved:.0}/s, target {rps}/s); RSS {rss_q1} → {rss_end} KiB ({:+.2}%); VM memory {mem_q1:?} → {mem_end:?}",
+        "soak: {total} requests in {:.1} s ({achieved:.0}/s, target {rps}/s); RSS {rss_q1} → {rss_end} KiB ({:+.2}%); linear memory of {} VMs: {} → {} bytes in all",
         elapsed.as_secs_f64(),
-        (rss_end as f64 / rss_q1 as f64 - 1.0) * 100.0
+        (rss_end as f64 / rss_q1 as f64 - 1.0) * 100.0,
+        mem_q1.len(),
+        mem_q1.iter().map(|(_, v)| v).sum::<u64>(),
+        mem_end.iter().map(|(_, v)| v).sum::<u64>(),
     );
     eprintln!("{summary}");
     let mode = if envoy_harness::bundle_mode() {
