@@ -251,7 +251,7 @@ impl Envoy {
     /// Value of one counter or gauge by full name (`wasmcustom.x`), `None` if
     /// Envoy has no such stat.
     pub fn stat(&self, name: &str) -> Result<Option<u64>> {
-        let filter = percent_encode(&format!("^{}$", regex_escape(name)));
+        let filter = crate::process::percent_encode(&format!("^{}$", regex_escape(name)));
         let body = self.admin_get(&format!("/stats?format=json&filter={filter}"))?;
         let v: Value = serde_json::from_str(&body)
             .map_err(|e| HarnessError(format!("/stats: {e}: {body}")))?;
@@ -385,19 +385,7 @@ impl Envoy {
     }
 
     fn terminate(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: plain kill(2) on our child's pid.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::process::stop(&mut self.child);
     }
 }
 
@@ -441,16 +429,4 @@ fn regex_escape(s: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -25,6 +25,7 @@ pub mod collector;
 mod envoy;
 pub mod httpd;
 pub mod paths;
+pub mod process;
 pub mod prometheus;
 mod upstream;
 

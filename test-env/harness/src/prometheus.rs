@@ -158,7 +158,10 @@ impl Prometheus {
 
     /// A PromQL instant query (`/api/v1/query`): the `data.result` array.
     pub fn query(&self, promql: &str) -> Result<Vec<Value>> {
-        let (code, body) = self.get(&format!("/api/v1/query?query={}", encode(promql)))?;
+        let (code, body) = self.get(&format!(
+            "/api/v1/query?query={}",
+            crate::process::percent_encode(promql)
+        ))?;
         let v: Value = serde_json::from_str(&body)
             .map_err(|e| HarnessError(format!("query {promql}: {e}: {body}")))?;
         if code != 200 || v["status"] != "success" {
@@ -206,19 +209,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: plain kill(2) on our child's pid.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::process::stop(&mut self.child);
     }
 }
 
@@ -230,16 +221,4 @@ pub fn sample(result: &Value) -> (serde_json::Map<String, Value>, f64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     (labels, value)
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

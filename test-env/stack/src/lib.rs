@@ -174,17 +174,7 @@ pub fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, String), String> {
 }
 
 /// Percent-encodes a query parameter.
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub use envoy_harness::process::percent_encode as encode;
 
 /// Command-line flags as `--name value` pairs (and bare `--flag`s as
 /// `"true"`); anything else is an error naming the program's usage.
