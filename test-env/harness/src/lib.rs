@@ -74,3 +74,27 @@ pub fn report(name: &str, text: &str) {
         format!("{}\n", text.trim_end()),
     );
 }
+
+/// The configurations (`google.protobuf.StringValue` values) embedded
+/// anywhere in a manifest or bootstrap document, in document order.
+pub fn string_value_configs(doc: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("@type").and_then(serde_json::Value::as_str)
+                    == Some("type.googleapis.com/google.protobuf.StringValue")
+                {
+                    if let Some(s) = m.get("value").and_then(serde_json::Value::as_str) {
+                        out.push(s.to_string());
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, &mut out);
+    out
+}

@@ -120,7 +120,7 @@ fn embedded_attributegen_configs_parse() {
             if doc["kind"] == "WasmPlugin" {
                 configs.push(doc["spec"]["pluginConfig"].to_string());
             }
-            collect_string_values(&doc, &mut configs);
+            configs.extend(envoy_harness::string_value_configs(&doc));
             for raw in configs {
                 let c: PluginConfig = parse_json(Some(raw.as_bytes()))
                     .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -130,24 +130,6 @@ fn embedded_attributegen_configs_parse() {
         }
     }
     assert!(seen >= 2, "{seen}");
-}
-
-/// Values of `google.protobuf.StringValue` configurations anywhere in a doc.
-fn collect_string_values(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            if m.get("@type").and_then(Value::as_str)
-                == Some("type.googleapis.com/google.protobuf.StringValue")
-            {
-                if let Some(s) = m.get("value").and_then(Value::as_str) {
-                    out.push(s.to_string());
-                }
-            }
-            m.values().for_each(|x| collect_string_values(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_string_values(x, out)),
-        _ => {}
-    }
 }
 
 /// The plain-Envoy snippets (`envoy-http-filter.yaml`: a list of HTTP

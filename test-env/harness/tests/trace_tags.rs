@@ -382,7 +382,7 @@ fn shipped_configurations_are_valid() {
             if doc["kind"] == "WasmPlugin" {
                 configs.push(doc["spec"]["pluginConfig"].to_string());
             }
-            string_values(&doc, &mut configs);
+            configs.extend(envoy_harness::string_value_configs(&doc));
             for raw in configs {
                 let host = FakeHost::new();
                 let plan = trace_tags::plan::configure(Some(raw.as_bytes()), &host);
@@ -394,23 +394,6 @@ fn shipped_configurations_are_valid() {
         }
     }
     assert!(seen >= 4, "{seen}");
-}
-
-fn string_values(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            if m.get("@type").and_then(Value::as_str)
-                == Some("type.googleapis.com/google.protobuf.StringValue")
-            {
-                if let Some(s) = m.get("value").and_then(Value::as_str) {
-                    out.push(s.to_string());
-                }
-            }
-            m.values().for_each(|x| string_values(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| string_values(x, out)),
-        _ => {}
-    }
 }
 
 /// Why a tag header cannot be kept from the upstream on Envoy 1.40 (the
