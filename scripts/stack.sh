@@ -11,7 +11,9 @@
 #
 # Ports: STACK_LISTEN_PORT (10000), STACK_ADMIN_PORT (9901),
 # STACK_PROMETHEUS_PORT (9090), STACK_COLLECTOR_PORT (4318),
-# STACK_BOOKSTORE_PORT (8080); STACK_PORTS=free picks free ports instead.
+# STACK_BOOKSTORE_PORT (8080), STACK_GRPC_COLLECTOR_PORT (18000); STACK_PORTS=free
+# picks free ports instead. grpc-collector writes Envoy's gRPC access logs
+# and metrics to STACK_DIR/grpc-collector/{access-logs,metrics}.jsonl.
 # State (PIDs, logs, generated configs, the traffic tally): STACK_DIR,
 # default target/stack. Builds the filters and the stack's programs first
 # (STACK_SKIP_BUILD=1 skips that).
@@ -19,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 
 STATE="${STACK_DIR:-$ROOT/target/stack}"
 COMPOSE="$ROOT/test-env/compose"
-SERVICES=(bookstore collector envoy prometheus)
+SERVICES=(bookstore collector grpc-collector envoy prometheus)
 
 cmd="${1:-up}"
 [ $# -gt 0 ] && shift
@@ -52,7 +54,7 @@ running() {
 
 stop_all() {
   local any=0
-  for s in envoy prometheus collector bookstore traffic; do
+  for s in envoy prometheus collector grpc-collector bookstore traffic; do
     local pid
     pid="$(live_pid "$s")"
     if [ -n "$pid" ]; then
@@ -92,6 +94,21 @@ wait_http() { # name url [seconds]
   return 1
 }
 
+wait_tcp() { # name port: a plain-TCP (here gRPC) listener accepts connections
+  local name="$1" port="$2"
+  for _ in $(seq 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if [ -z "$(live_pid "$name")" ]; then
+      echo "$name exited during start-up; its log ($STATE/$name.log):" >&2
+      tail -n 40 "$STATE/$name.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "$name not listening on :$port after 30s" >&2
+  return 1
+}
+
 load_ports() { # shellcheck disable=SC1091
   source "$STATE/ports.env"
 }
@@ -112,6 +129,7 @@ The stack is up (local processes; state, logs and PIDs in $STATE):
   Envoy admin        http://127.0.0.1:$ADMIN/stats/prometheus   (istio_get_calls, stack_requests_total, ...)
   Envoy access log   $STATE/access.log   (JSON; "operation" = attributegen's istio_operationId)
   Prometheus         http://127.0.0.1:$PROM/graph
+  gRPC collector     $STATE/grpc-collector/access-logs.jsonl  metrics.jsonl   (Envoy's AccessLogService/MetricsService, :$GRPC)
   spans (collector)  http://127.0.0.1:$COLL/api/summary   http://127.0.0.1:$COLL/api/spans?tag=request_operation=GetBook&limit=5
   bookstore          http://127.0.0.1:$BOOK/books (direct, not through Envoy)
 
@@ -149,16 +167,18 @@ if [ "${STACK_SKIP_BUILD:-}" != 1 ]; then  # set by scripts/test-compose.sh, whi
   "$ROOT/scripts/build.sh"
   say "building the stack's programs (bookstore, traffic, collector, stack-check)"
   cargo build -q --manifest-path "$ROOT/Cargo.toml" -p telemetry-stack --bins
+  cargo build -q --manifest-path "$ROOT/Cargo.toml" -p grpc-collector
 fi
 
 if [ "${STACK_PORTS:-}" = free ]; then
-  LISTEN=$(free_port) ADMIN=$(free_port) PROM=$(free_port) COLL=$(free_port) BOOK=$(free_port)
+  LISTEN=$(free_port) ADMIN=$(free_port) PROM=$(free_port) COLL=$(free_port) BOOK=$(free_port) GRPC=$(free_port)
 else
   LISTEN=${STACK_LISTEN_PORT:-10000} ADMIN=${STACK_ADMIN_PORT:-9901} PROM=${STACK_PROMETHEUS_PORT:-9090}
   COLL=${STACK_COLLECTOR_PORT:-4318} BOOK=${STACK_BOOKSTORE_PORT:-8080}
+  GRPC=${STACK_GRPC_COLLECTOR_PORT:-18000}
 fi
-printf 'LISTEN=%s\nADMIN=%s\nPROM=%s\nCOLL=%s\nBOOK=%s\n' "$LISTEN" "$ADMIN" "$PROM" "$COLL" "$BOOK" >"$STATE/ports.env"
-rm -f "$STATE/access.log" "$STATE/tally.json"
+printf 'LISTEN=%s\nADMIN=%s\nPROM=%s\nCOLL=%s\nBOOK=%s\nGRPC=%s\n' "$LISTEN" "$ADMIN" "$PROM" "$COLL" "$BOOK" "$GRPC" >"$STATE/ports.env"
+rm -rf "$STATE/access.log" "$STATE/tally.json" "$STATE/grpc-collector"
 
 # The compose stack's configs, rewritten for loopback (the lines marked "# stack.sh").
 hostport='{ address: [^,]*, port_value: [0-9]* }'
@@ -167,27 +187,31 @@ sed -e "/# stack.sh: admin/s/$hostport/{ address: 127.0.0.1, port_value: $ADMIN 
     -e "/# stack.sh: bookstore/s/$hostport/{ address: 127.0.0.1, port_value: $BOOK }/" \
     -e "/# stack.sh: collector\$/s/$hostport/{ address: 127.0.0.1, port_value: $COLL }/" \
     -e "/# stack.sh: collector uri/s|http://[^ ]*|http://127.0.0.1:$COLL/v1/traces|" \
+    -e "/# stack.sh: grpc-collector/s/$hostport/{ address: 127.0.0.1, port_value: $GRPC }/" \
     -e "/# stack.sh: access log/s|path: [^ ]*|path: \"$STATE/access.log\"|" \
     -e "/# stack.sh: module/s|/etc/envoy/filters/|$ROOT/target/filters/|" \
     "$COMPOSE/envoy/envoy.yaml" >"$STATE/envoy.yaml"
 sed -e "/# stack.sh: envoy admin/s/'[^']*'/'127.0.0.1:$ADMIN'/" \
     "$COMPOSE/prometheus/prometheus.yml" >"$STATE/prometheus.yml"
-if grep -nE 'address: (bookstore|jaeger|0\.0\.0\.0)|//jaeger|/etc/envoy|/dev/stdout' "$STATE/envoy.yaml" \
+if grep -nE 'address: (bookstore|jaeger|grpc-collector|0\.0\.0\.0)|//jaeger|/etc/envoy|/dev/stdout' "$STATE/envoy.yaml" \
    || grep -n "envoy:9901" "$STATE/prometheus.yml"; then
   echo "stack.sh: a line of the compose configs was not rewritten for local processes (above)" >&2
   exit 1
 fi
 
-say "starting bookstore :$BOOK, collector :$COLL, Envoy :$LISTEN (admin :$ADMIN), Prometheus :$PROM"
+say "starting bookstore :$BOOK, collector :$COLL, grpc-collector :$GRPC, Envoy :$LISTEN (admin :$ADMIN), Prometheus :$PROM"
 trap 'echo "start-up failed; stopping what started" >&2; stop_all' ERR
 start bookstore "$ROOT/target/debug/bookstore" --listen "127.0.0.1:$BOOK"
 start collector "$ROOT/target/debug/collector" --listen "127.0.0.1:$COLL" --quiet
+start grpc-collector "$ROOT/target/debug/grpc-collector" --listen "127.0.0.1:$GRPC" --out "$STATE/grpc-collector" \
+  --metric-prefix wasmcustom.,access_logs.
 start envoy "$ENVOY_BIN" -c "$STATE/envoy.yaml" --concurrency 2 --disable-hot-restart --file-flush-interval-msec 200 \
   --log-level warn --component-log-level wasm:info
 start prometheus "$(command -v prometheus)" --config.file="$STATE/prometheus.yml" \
   --storage.tsdb.path="$STATE/prometheus-data" --web.listen-address="127.0.0.1:$PROM" --log.level=warn
 wait_http bookstore "http://127.0.0.1:$BOOK/healthz"
 wait_http collector "http://127.0.0.1:$COLL/healthz"
+wait_tcp grpc-collector "$GRPC"
 wait_http envoy "http://127.0.0.1:$ADMIN/ready"
 wait_http prometheus "http://127.0.0.1:$PROM/-/ready" 60
 trap - ERR

@@ -75,6 +75,7 @@ ensure_envoy
 "$ROOT/scripts/build.sh"
 say "building the stack's programs"
 cargo build -q -p telemetry-stack --bins
+cargo build -q -p grpc-collector
 BIN="$ROOT/target/debug"
 phase "build (filters, stack programs)"
 
@@ -84,9 +85,11 @@ if [ "$MODE" != images ]; then
   phase "static checks"
 fi
 
-check() { # access-log tally prometheus-url collector-url deployment
+check() { # access-log tally prometheus-url collector-url deployment [grpc-collector-output]
+  local grpc=()
+  [ -z "${6:-}" ] || grpc=(--grpc-access-log "$6")
   "$BIN/stack-check" --access-log "$1" --tally "$2" --prometheus "$3" --collector "$4" \
-    --deployment "$5" --dashboard "$DASHBOARD" --timeout 60
+    --deployment "$5" --dashboard "$DASHBOARD" --timeout 60 "${grpc[@]}"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -116,7 +119,8 @@ build_standins() {
   standin "$ENVOY_IMAGE" "$ENVOY_BIN=/usr/local/bin/envoy"
   standin "$PROMETHEUS_IMAGE" "$(command -v prometheus)=/bin/prometheus"
   standin "$STACK_TOOLS_IMAGE" "$BIN/bookstore=/usr/local/bin/bookstore" \
-    "$BIN/traffic=/usr/local/bin/traffic" "$BIN/collector=/usr/local/bin/collector"
+    "$BIN/traffic=/usr/local/bin/traffic" "$BIN/collector=/usr/local/bin/collector" \
+    "$BIN/grpc-collector=/usr/local/bin/grpc-collector"
   # Earlier builds of these tags, now untagged.
   docker image prune -f --filter "label=$STANDIN_LABEL=1" >/dev/null
 }
@@ -156,7 +160,7 @@ run_docker() {
   local dc=("${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE_MAIN" -f "$COMPOSE_FILE_LOCAL")
   say "docker stack: up (envoy, bookstore, collector as jaeger, prometheus; project $PROJECT)"
   compose_up=1
-  "${dc[@]}" up -d --no-build envoy bookstore jaeger prometheus
+  "${dc[@]}" up -d --no-build envoy bookstore jaeger prometheus grpc-collector
   phase "compose up"
 
   say "docker stack: traffic ($ROUNDS rounds, in the compose network)"
@@ -176,9 +180,17 @@ run_docker() {
   done
   phase "compose traffic"
 
+  # grpc-collector writes what Envoy streams to it to its stdout; wait for every entry.
+  local grpc_id
+  grpc_id=$("${dc[@]}" ps -q grpc-collector)
+  for _ in $(seq 100); do
+    docker logs "$grpc_id" 2>/dev/null >"$WORK/docker/grpc-collector.log"
+    [ "$(grep -c '"kind":"http"' "$WORK/docker/grpc-collector.log")" -ge "$total" ] && break
+    sleep 0.2
+  done
   say "docker stack: assertions"
   check "$WORK/docker/access.log" "$WORK/docker/tally.json" "http://127.0.0.1:$PROMETHEUS_PORT" \
-    "http://127.0.0.1:$JAEGER_OTLP_PORT" local-stack
+    "http://127.0.0.1:$JAEGER_OTLP_PORT" local-stack "$WORK/docker/grpc-collector.log"
   phase "compose assertions"
   "${dc[@]}" down -v --remove-orphans --timeout 5
   compose_up=0
@@ -200,7 +212,7 @@ run_local() {
   source "$WORK/local/ports.env"
   say "local stack: assertions"
   check "$WORK/local/access.log" "$WORK/local/tally.json" "http://127.0.0.1:$PROM" \
-    "http://127.0.0.1:$COLL" local-stack
+    "http://127.0.0.1:$COLL" local-stack "$WORK/local/grpc-collector/access-logs.jsonl"
   phase "local assertions"
   local pids
   pids=$(cat "$WORK"/local/*.pid)

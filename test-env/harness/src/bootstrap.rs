@@ -193,6 +193,8 @@ pub struct EnvoyBuilder {
     pub(crate) exact_balance: bool,
     pub(crate) runtime: serde_json::Map<String, Value>,
     pub(crate) cpu_affinity: Vec<usize>,
+    pub(crate) access_loggers: Vec<Value>,
+    pub(crate) bootstrap_extra: serde_json::Map<String, Value>,
 }
 
 impl Default for EnvoyBuilder {
@@ -210,6 +212,8 @@ impl Default for EnvoyBuilder {
             exact_balance: false,
             runtime: serde_json::Map::new(),
             cpu_affinity: Vec::new(),
+            access_loggers: Vec::new(),
+            bootstrap_extra: serde_json::Map::new(),
         }
     }
 }
@@ -280,6 +284,17 @@ impl EnvoyBuilder {
     /// `taskset -c` would (benchmarks: Envoy on one core, load on another).
     pub fn cpu_affinity(mut self, cpus: &[usize]) -> Self {
         self.cpu_affinity = cpus.to_vec();
+        self
+    }
+    /// Adds an HCM access logger after the harness's JSON file logger (e.g.
+    /// [`crate::grpc_sinks::http_grpc_access_logger`]).
+    pub fn access_logger(mut self, logger: Value) -> Self {
+        self.access_loggers.push(logger);
+        self
+    }
+    /// Sets a top-level bootstrap field (e.g. `stats_sinks`).
+    pub fn bootstrap_field(mut self, key: &str, value: Value) -> Self {
+        self.bootstrap_extra.insert(key.to_string(), value);
         self
     }
     /// Starts Envoy and waits until it is ready.
@@ -361,6 +376,9 @@ impl EnvoyBuilder {
                 }
             }],
         });
+        if let Some(loggers) = hcm["access_log"].as_array_mut() {
+            loggers.extend(self.access_loggers.iter().cloned());
+        }
         for (k, v) in &self.hcm_extra {
             hcm[k] = v.clone();
         }
@@ -404,6 +422,9 @@ impl EnvoyBuilder {
                     json!({ "exact_balance": {} }),
                 );
             }
+        }
+        for (k, v) in &self.bootstrap_extra {
+            bootstrap[k] = v.clone();
         }
         if !self.runtime.is_empty() {
             bootstrap["layered_runtime"] = json!({ "layers": [

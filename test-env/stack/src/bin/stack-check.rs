@@ -11,6 +11,9 @@
 //!   `status_class`) consistent with its HTTP status;
 //! - Envoy's access log: every request with attributegen's operation id,
 //!   and its trace id among the collector's spans;
+//! - with `--grpc-access-log FILE` (grpc-collector's JSON lines): every
+//!   request's entry arrived over Envoy's gRPC access-log service exactly
+//!   once, with its operation id, method and code;
 //! - the Grafana dashboard: every panel query and the variable's query run
 //!   against this Prometheus and return data; every data link's label is one
 //!   the panel's results carry and a span tag the collector has.
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use telemetry_stack::{agent, encode, flag, get, parse_flags, Tally};
 
 const USAGE: &str = "stack-check --prometheus URL --collector URL --access-log FILE --tally FILE \
---dashboard FILE [--timeout 60] [--deployment local-stack]";
+--dashboard FILE [--timeout 60] [--deployment local-stack] [--grpc-access-log FILE]";
 
 struct Checks {
     passed: u32,
@@ -150,6 +153,13 @@ fn main() {
             access_log(&need("access-log"), &tally, trace_ids.as_ref())
         }),
     );
+
+    if let Some(path) = flags.get("grpc-access-log") {
+        c.report(
+            "gRPC access log: one entry per request, with its operation id",
+            retry(ctx.timeout, || grpc_access_log(path, &tally)),
+        );
+    }
 
     match dashboard(&need("dashboard")) {
         Err(e) => c.report("dashboard", Err(e)),
@@ -389,6 +399,43 @@ fn access_log(
         ));
     }
     Ok(format!("{lines} lines: {got:?}"))
+}
+
+/// grpc-collector's access-log entries (`"kind":"http"` lines; other lines,
+/// e.g. a container log's, are skipped) per (operation, method, code) equal
+/// the tally: each request arrived once, with attributegen's operation id
+/// from filter state (`unknown` when none was written).
+fn grpc_access_log(path: &str, tally: &Tally) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut got: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(at) = line.find("{\"") else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(line.get(at..).unwrap_or("")) else {
+            continue;
+        };
+        if v["kind"] != "http" {
+            continue;
+        }
+        let op = v["filter_state"]["wasm.istio_operationId"]
+            .as_str()
+            .unwrap_or("unknown");
+        let key = vec![
+            op.to_string(),
+            v["method"].as_str().unwrap_or("").to_string(),
+            v["response_code"].to_string(),
+        ];
+        *got.entry(key).or_default() += 1;
+    }
+    let want = tally.group(
+        |_, _, _| true,
+        |op, m, c| vec![op.to_string(), m.to_string(), c.to_string()],
+    );
+    if got != want {
+        return Err(format!(
+            "gRPC access-log entries per (operation, method, code):\n  got  {got:?}\n  want {want:?}"
+        ));
+    }
+    Ok(format!("{} entries", got.values().sum::<u64>()))
 }
 
 fn dashboard(path: &str) -> Result<Value, String> {
