@@ -7,7 +7,19 @@ ensure_wasm_target
 command -v wasm-opt >/dev/null || apt_install binaryen
 
 FILTERS=(attributegen trace-tags get-calls bench-reference)  # bench-reference: test-only (scripts/bench)
-export TELEMETRY_FILTERS_BUILD="${TELEMETRY_FILTERS_BUILD:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo dev)}"
+# Reproducible modules: the same sources and toolchain give byte-identical
+# modules (and so the same OCI image digests) in any checkout. The build id
+# defaults to the workspace version, not the commit (override:
+# TELEMETRY_FILTERS_BUILD="$(git describe --always --dirty)"), and the paths
+# rustc embeds (panic locations) of the checkout, the target directory,
+# cargo's registry and the toolchain are remapped. Only the wasm target gets
+# these flags; native builds are unaffected.
+export TELEMETRY_FILTERS_BUILD="${TELEMETRY_FILTERS_BUILD:-$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)}"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+remap=("--remap-path-prefix=$cargo_home=/cargo" "--remap-path-prefix=$(rustc --print sysroot)=/rustc/sysroot")
+remap+=("--remap-path-prefix=$ROOT=/build" "--remap-path-prefix=$target_dir=/build/target")  # last match wins
+export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="${CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS:+$CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS }${remap[*]}"
 say "building ${FILTERS[*]} (wasm32-wasip1, release, build $TELEMETRY_FILTERS_BUILD)"
 out="$ROOT/target/filters"
 mkdir -p "$out/test"
@@ -24,7 +36,7 @@ FAULT_FILTERS=(attributegen)
 for f in "${FAULT_FILTERS[@]}"; do
   cargo build -q --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p "$f" --features fault-injection
   name="${f//-/_}"
-  optimize "$ROOT/target/wasm32-wasip1/release/$name.wasm" "$out/test/$name.wasm"
+  optimize "$target_dir/wasm32-wasip1/release/$name.wasm" "$out/test/$name.wasm"
 done
 
 args=()
@@ -35,7 +47,7 @@ cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 
 cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p telemetry-bundle
 for f in "${FILTERS[@]}" telemetry-bundle; do
   name="${f//-/_}"
-  src="$ROOT/target/wasm32-wasip1/release/$name.wasm"
+  src="$target_dir/wasm32-wasip1/release/$name.wasm"
   optimize "$src" "$out/$name.wasm"
   printf '  %-22s %8d bytes (cargo: %d)\n' "$name.wasm" "$(stat -c %s "$out/$name.wasm")" "$(stat -c %s "$src")" >&2
 done
