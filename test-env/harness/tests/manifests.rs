@@ -1,10 +1,14 @@
 //! Every Istio manifest in `envoyfilter-manifests/` validates against the
-//! `openAPIV3Schema` of Istio 1.30's CRD for its kind and version (with a real
-//! JSON Schema validator); Wasm configurations embedded in them parse.
+//! `openAPIV3Schema` of Istio 1.30's CRD for its kind and version (a real
+//! JSON Schema validator; unknown fields rejected; the CRDs' CEL rules
+//! evaluated); every Wasm configuration embedded in them validates against
+//! its filter's published JSON Schema and parses with the filter's own code.
 
 use envoy_harness::paths::workspace_root;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+mod k8s;
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -55,81 +59,228 @@ fn manifests() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn istio_manifests_match_the_crds() {
+/// Every Istio resource in the manifests: (file, document, kind, CRD schema).
+fn istio_docs() -> Vec<(PathBuf, Value, String, Value)> {
     let schemas = crd_schemas();
-    let mut checked = 0;
+    let mut out = Vec::new();
     for file in manifests() {
         for doc in yaml_docs(&file) {
             // Plain-Envoy snippets (lists, bootstrap fragments) have no apiVersion.
             let Some(api) = doc["apiVersion"].as_str() else {
                 continue;
             };
-            let kind = doc["kind"].as_str().unwrap();
+            let kind = doc["kind"].as_str().unwrap().to_string();
             let (group, version) = api.split_once('/').unwrap();
             let Some((.., schema)) = schemas
                 .iter()
-                .find(|(g, v, k, _)| g == group && v == version && k == kind)
+                .find(|(g, v, k, _)| g == group && v == version && *k == kind)
             else {
-                continue; // not an Istio kind
+                continue; // not an Istio kind (PodMonitor, IstioOperator, …)
             };
-            let validator = jsonschema::draft4::new(schema).unwrap();
-            let errors: Vec<String> = validator
-                .iter_errors(&doc)
-                .map(|e| format!("{} at {}", e, e.instance_path()))
-                .collect();
-            assert!(errors.is_empty(), "{}: {kind}: {errors:#?}", file.display());
-            checked += 1;
+            out.push((file.clone(), doc, kind, schema.clone()));
         }
     }
-    assert!(checked >= 3, "only {checked} manifests checked");
+    out
 }
 
-/// A manifest that is not valid must fail, so the check above means something.
+/// Each Istio resource validates against its CRD's schema as the API server
+/// checks it, and stricter: unknown fields are errors (the API server would
+/// drop them silently) except where the CRD preserves them; every
+/// `x-kubernetes-validations` rule on the way is evaluated and must hold.
 #[test]
-fn the_schema_check_rejects_a_bad_wasmplugin() {
+fn istio_manifests_match_the_crds() {
+    let mut checked = Vec::new();
+    let mut rules = 0;
+    for (file, doc, kind, schema) in istio_docs() {
+        let validator = jsonschema::draft4::new(&k8s::strict(&schema)).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {kind}: {errors:#?}", file.display());
+        for r in k8s::evaluate_rules(&schema, &doc) {
+            assert_eq!(
+                r.outcome,
+                Ok(true),
+                "{}: {kind} at {}: rule {:?} ({})",
+                file.display(),
+                r.at,
+                r.rule,
+                r.message
+            );
+            rules += 1;
+        }
+        checked.push(format!("{} ({kind})", file.display()));
+    }
+    assert!(
+        checked.len() >= 10,
+        "only {} manifests checked",
+        checked.len()
+    );
+    envoy_harness::report(
+        "manifests",
+        &format!(
+            "manifests: {} Istio resources valid against Istio 1.30 CRDs (unknown fields rejected), {rules} x-kubernetes-validations rules evaluated and true",
+            checked.len()
+        ),
+    );
+}
+
+/// A manifest that is not valid must fail, so the checks above mean
+/// something: bad enums, an unknown field, a CEL rule broken.
+#[test]
+fn the_crd_checks_reject_bad_resources() {
     let schemas = crd_schemas();
     let (.., schema) = schemas
         .iter()
         .find(|(_, v, k, _)| k == "WasmPlugin" && v == "v1alpha1")
         .unwrap();
-    let validator = jsonschema::draft4::new(schema).unwrap();
-    let bad: Value = serde_json::json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
-        "metadata": {"name": "x"}, "spec": {"url": "oci://r/x:1", "phase": "LATER", "failStrategy": "SOMETIMES"}});
+    let validator = jsonschema::draft4::new(&k8s::strict(schema)).unwrap();
+    let base = serde_json::json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+        "metadata": {"name": "x"}, "spec": {"url": "oci://r/x:1"}});
+    assert!(validator.is_valid(&base));
+    let mut bad = base.clone();
+    bad["spec"]["phase"] = "LATER".into();
+    bad["spec"]["failStrategy"] = "SOMETIMES".into();
     assert!(!validator.is_valid(&bad));
+    let mut unknown = base.clone();
+    unknown["spec"]["matchTraffic"] = serde_json::json!([{"mode": "SERVER"}]);
+    assert!(!validator.is_valid(&unknown), "unknown field accepted");
+    let mut digest = base.clone();
+    digest["spec"]["sha256"] = "sha256:0123".into();
+    assert!(!validator.is_valid(&digest));
+    // pluginConfig preserves unknown fields: anything goes there.
+    let mut config = base.clone();
+    config["spec"]["pluginConfig"] = serde_json::json!({"anything": {"at": ["all"]}});
+    assert!(validator.is_valid(&config));
+    let failed = |doc: &Value| {
+        k8s::evaluate_rules(schema, doc)
+            .into_iter()
+            .filter(|r| r.outcome != Ok(true))
+            .map(|r| r.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(failed(&base), Vec::<String>::new());
+    let mut scheme = base.clone();
+    scheme["spec"]["url"] = "ftp://r/x".into();
+    assert_eq!(
+        failed(&scheme),
+        ["url must have schema one of [http, https, file, oci]"]
+    );
+    let mut both = base.clone();
+    both["spec"]["selector"] = serde_json::json!({"matchLabels": {"app": "a"}});
+    both["spec"]["targetRefs"] = serde_json::json!([{"kind": "Service", "name": "a"}]);
+    assert_eq!(
+        failed(&both),
+        ["only one of targetRefs or selector can be set"]
+    );
+    let mut env = base.clone();
+    env["spec"]["vmConfig"] =
+        serde_json::json!({"env": [{"name": "A", "valueFrom": "HOST", "value": "x"}]});
+    assert_eq!(
+        failed(&env),
+        ["value may only be set when valueFrom is INLINE"]
+    );
 }
 
-/// The attributegen configurations inside the manifests (WasmPlugin
-/// `pluginConfig`, EnvoyFilter `StringValue`) parse with the filter's own
-/// configuration types.
-#[test]
-fn embedded_attributegen_configs_parse() {
-    use attributegen::config::PluginConfig;
-    use filter_common::config::parse_json;
-    let mut seen = 0;
-    for file in manifests() {
-        let text = std::fs::read_to_string(&file).unwrap();
-        // get-calls manifests name attributegen (filter order) but carry
-        // get-calls configurations: tests/get_calls.rs parses those.
-        if !text.contains("attributegen") || file.components().any(|c| c.as_os_str() == "get-calls")
-        {
-            continue;
-        }
-        for doc in yaml_docs(&file) {
-            let mut configs = Vec::new();
-            if doc["kind"] == "WasmPlugin" {
-                configs.push(doc["spec"]["pluginConfig"].to_string());
+/// The filter a manifest's Wasm code is (image name of a WasmPlugin URL,
+/// module file of an EnvoyFilter), if it is one of the project's.
+fn filter_of(code: &str) -> Option<&'static manifest_gen::filters::Filter> {
+    let last = code.rsplit('/').next()?;
+    if let Some(module) = last.strip_suffix(".wasm") {
+        return manifest_gen::filters::by_module(module);
+    }
+    manifest_gen::filters::by_dir(last.split(':').next()?)
+}
+
+/// The Wasm configurations of a manifest document: (code URL or file,
+/// configuration JSON). WasmPlugin `pluginConfig`; EnvoyFilter and plain
+/// Envoy `StringValue` configurations (direct or in a TypedStruct).
+fn wasm_configs(doc: &Value) -> Vec<(String, Value)> {
+    fn walk(v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) => {
+                if let (Some(vm), Some(cfg)) = (m.get("vm_config"), m.get("configuration")) {
+                    let code = &vm["code"];
+                    let url = code["remote"]["http_uri"]["uri"]
+                        .as_str()
+                        .or(code["local"]["filename"].as_str())
+                        .unwrap_or_default();
+                    let text = cfg["value"].as_str().unwrap_or_default();
+                    out.push((url.to_string(), serde_json::from_str(text).unwrap()));
+                }
+                m.values().for_each(|x| walk(x, out));
             }
-            configs.extend(envoy_harness::string_value_configs(&doc));
-            for raw in configs {
-                let c: PluginConfig = parse_json(Some(raw.as_bytes()))
-                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-                assert!(!c.attributes.is_empty(), "{}", file.display());
-                seen += 1;
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if doc["kind"] == "WasmPlugin" {
+        out.push((
+            doc["spec"]["url"].as_str().unwrap().to_string(),
+            doc["spec"]["pluginConfig"].clone(),
+        ));
+    }
+    walk(doc, &mut out);
+    out
+}
+
+/// Every configuration embedded in a manifest validates against its
+/// filter's published JSON Schema and is accepted by the filter's own
+/// parser (no configuration error logged).
+#[test]
+fn embedded_configs_match_the_filters_schemas() {
+    use filter_common::host::LogLevel;
+    let schemas = manifest_gen::filters::Schemas::load(&workspace_root()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for file in manifests() {
+        for doc in yaml_docs(&file) {
+            let docs = match doc {
+                Value::Array(items) => items, // plain-Envoy http_filters lists
+                other => vec![other],
+            };
+            for doc in docs {
+                for (code, config) in wasm_configs(&doc) {
+                    let Some(f) = filter_of(&code) else {
+                        continue;
+                    };
+                    let errors = schemas.errors(f.dir, &config);
+                    assert!(
+                        errors.is_empty(),
+                        "{}: {}: {errors:#?}",
+                        file.display(),
+                        f.dir
+                    );
+                    let host = filter_common::fake::FakeHost::new();
+                    let raw = config.to_string();
+                    let raw = Some(raw.as_bytes());
+                    match f.dir {
+                        "attributegen" => drop(attributegen::plan::configure(raw, &host)),
+                        "get-calls" => drop(get_calls::plan::configure(raw, &host)),
+                        "trace-tags" => drop(trace_tags::plan::configure(raw, &host)),
+                        _ => drop(telemetry_bundle::configure(raw, &host)),
+                    }
+                    let logged = host.logs_at_least(LogLevel::Warn);
+                    assert!(
+                        logged.is_empty(),
+                        "{}: {}: {logged:#?}",
+                        file.display(),
+                        f.dir
+                    );
+                    *seen.entry(f.dir).or_insert(0) += 1;
+                }
             }
         }
     }
-    assert!(seen >= 2, "{seen}");
+    for dir in [
+        "attributegen",
+        "get-calls",
+        "trace-tags",
+        "telemetry-bundle",
+    ] {
+        assert!(seen.get(dir).copied().unwrap_or(0) >= 2, "{dir}: {seen:?}");
+    }
 }
 
 /// The plain-Envoy snippets (`envoy-http-filter.yaml`: a list of HTTP

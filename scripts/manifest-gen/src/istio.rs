@@ -1,0 +1,417 @@
+//! The Istio resources: WasmPlugin, EnvoyFilter (ECDS) and Telemetry.
+
+use crate::filters::Filter;
+use crate::yaml::{map, n, s, seq, Doc};
+use serde_json::Value as Json;
+use serde_yaml_ng::Value;
+
+/// Image repository of the WasmPlugin URLs.
+pub const OCI_REPO: &str = "ghcr.io/wasm-telemetry-filters";
+/// Where the EnvoyFilters' remote modules are downloaded from.
+pub const RELEASES: &str =
+    "https://github.com/wasm-telemetry-filters/wasm-telemetry-filters/releases/download";
+/// Namespace and workload the examples target.
+pub const NAMESPACE: &str = "default";
+/// The `app` label of the workload the examples target.
+pub const APP: &str = "reviews";
+/// The Envoy Wasm filter's type URL.
+pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// What the generator needs to know about one built module.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The filter.
+    pub filter: Filter,
+    /// Version of the release (`0.1.0`).
+    pub version: String,
+    /// The example configuration (`pluginConfig`).
+    pub config: Json,
+    /// The same, keys in the example's order (for rendering).
+    pub ordered: Value,
+    /// sha256 of the module bytes, hex (EnvoyFilter remote code).
+    pub module_sha256: String,
+    /// Manifest digest of the Wasm-artifact image, hex without `sha256:`
+    /// (WasmPlugin `sha256` for an `oci://` URL).
+    pub image_digest: String,
+}
+
+impl Built {
+    /// `oci://<repo>/<dir>:<version>`.
+    pub fn url(&self) -> String {
+        format!("oci://{OCI_REPO}/{}:{}", self.filter.dir, self.version)
+    }
+    /// The release download URL of the module.
+    pub fn remote_uri(&self) -> String {
+        format!("{RELEASES}/v{}/{}.wasm", self.version, self.filter.module)
+    }
+    /// ECDS resource and HTTP filter name of the EnvoyFilter form.
+    pub fn ecds_name(&self) -> String {
+        format!("istio.{}", self.filter.module)
+    }
+    /// Environment variables the example configuration reads
+    /// (trace-tags `environment` sources), with the value the examples use.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        collect_env(&self.config, &mut out);
+        out
+    }
+}
+
+fn collect_env(v: &Json, out: &mut Vec<(String, String)>) {
+    match v {
+        Json::Object(m) => {
+            if let Some(name) = m.get("environment").and_then(Json::as_str) {
+                if !out.iter().any(|(k, _)| k == name) {
+                    let value = if name == "DEPLOYMENT_TRACK" {
+                        "canary"
+                    } else {
+                        ""
+                    };
+                    out.push((name.to_string(), value.to_string()));
+                }
+            }
+            m.values().for_each(|x| collect_env(x, out));
+        }
+        Json::Array(a) => a.iter().for_each(|x| collect_env(x, out)),
+        _ => {}
+    }
+}
+
+fn metadata(name: &str) -> Value {
+    map([("name", s(name)), ("namespace", s(NAMESPACE))])
+}
+
+fn selector() -> Value {
+    map([("matchLabels", map([("app", s(APP))]))])
+}
+
+/// Why FAIL_OPEN, written next to every `failStrategy`.
+pub const FAIL_OPEN_REASON: &str = "\
+FAIL_OPEN: telemetry must never turn a good request into an error.
+- Image fetch fails: the agent puts an allow-all filter in the plugin's
+  place only for FAIL_OPEN (deny-all otherwise: every request 403).
+- The VM traps: that one request fails with 503, then the filter is skipped
+  until the next configuration (its wasm_filter.<filter>.requests_total
+  stops growing; see the README's alert). Istio 1.27+: FAIL_RELOAD restarts
+  the VM instead.";
+
+/// The WasmPlugin. `config` overrides the example's pluginConfig.
+pub fn wasmplugin(b: &Built, name: &str, config: &Value, header: &str) -> Doc {
+    let f = &b.filter;
+    let mut spec = vec![
+        ("selector", selector()),
+        ("url", s(&b.url())),
+        ("sha256", s(&b.image_digest)),
+        ("imagePullPolicy", s("IfNotPresent")),
+        ("phase", s(f.phase)),
+        ("priority", n(f.priority)),
+        ("failStrategy", s("FAIL_OPEN")),
+    ];
+    if f.server_only {
+        spec.push(("match", seq([map([("mode", s("SERVER"))])])));
+    }
+    let env = b.env();
+    if !env.is_empty() {
+        let entries = env
+            .iter()
+            .map(|(k, v)| map([("name", s(k)), ("valueFrom", s("INLINE")), ("value", s(v))]));
+        spec.push(("vmConfig", map([("env", seq(entries))])));
+    }
+    spec.push(("pluginConfig", config.clone()));
+    let mut m = serde_yaml_ng::Mapping::new();
+    for (k, v) in spec {
+        m.insert(s(k), v);
+    }
+    let value = map([
+        ("apiVersion", s("extensions.istio.io/v1alpha1")),
+        ("kind", s("WasmPlugin")),
+        ("metadata", metadata(name)),
+        ("spec", Value::Mapping(m)),
+    ]);
+    Doc::new(header, value)
+        .note("  sha256:", "Manifest digest of the image (Istio compares it with the pulled image's digest).")
+        .note("  phase:", "Every phase runs before istio.stats; within a phase, higher priority runs first.\nChain: attributegen (AUTHN) -> trace-tags (STATS, 20) -> get-calls (STATS, 10) -> istio.stats.")
+        .note("  failStrategy:", FAIL_OPEN_REASON)
+}
+
+/// The two-part ECDS EnvoyFilter: an HTTP filter inserted before
+/// `istio.stats` that takes its configuration from ECDS, and that
+/// configuration (remote code + sha256, downloaded and cached by the agent).
+/// `extra` patches follow.
+pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
+    let f = &b.filter;
+    let name = b.ecds_name();
+    let hcm_match = map([
+        ("context", s("SIDECAR_INBOUND")),
+        (
+            "listener",
+            map([(
+                "filterChain",
+                map([(
+                    "filter",
+                    map([
+                        ("name", s("envoy.filters.network.http_connection_manager")),
+                        ("subFilter", map([("name", s("istio.stats"))])),
+                    ]),
+                )]),
+            )]),
+        ),
+    ]);
+    let insert = map([
+        ("applyTo", s("HTTP_FILTER")),
+        ("match", hcm_match),
+        (
+            "patch",
+            map([
+                ("operation", s("INSERT_BEFORE")),
+                (
+                    "value",
+                    map([
+                        ("name", s(&name)),
+                        (
+                            "config_discovery",
+                            map([
+                                (
+                                    "config_source",
+                                    map([
+                                        ("ads", Value::Mapping(Default::default())),
+                                        ("initial_fetch_timeout", s("0s")),
+                                    ]),
+                                ),
+                                ("type_urls", seq([s(WASM_TYPE)])),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
+    ]);
+    let mut vm = serde_yaml_ng::Mapping::new();
+    vm.insert(s("vm_id"), s(f.module));
+    vm.insert(s("runtime"), s("envoy.wasm.runtime.v8"));
+    vm.insert(
+        s("code"),
+        map([(
+            "remote",
+            map([
+                (
+                    "http_uri",
+                    map([("uri", s(&b.remote_uri())), ("timeout", s("30s"))]),
+                ),
+                ("sha256", s(&b.module_sha256)),
+            ]),
+        )]),
+    );
+    let env = b.env();
+    if !env.is_empty() {
+        let mut kv = serde_yaml_ng::Mapping::new();
+        for (k, v) in env {
+            kv.insert(s(&k), s(&v));
+        }
+        vm.insert(
+            s("environment_variables"),
+            map([("key_values", Value::Mapping(kv))]),
+        );
+    }
+    let config = map([
+        ("name", s(f.module)),
+        ("root_id", s(f.module)),
+        ("failure_policy", s("FAIL_OPEN")),
+        ("vm_config", Value::Mapping(vm)),
+        (
+            "configuration",
+            map([
+                (
+                    "@type",
+                    s("type.googleapis.com/google.protobuf.StringValue"),
+                ),
+                (
+                    "value",
+                    s(&serde_json::to_string(&b.ordered).unwrap_or_default()),
+                ),
+            ]),
+        ),
+    ]);
+    let ext = map([
+        ("applyTo", s("EXTENSION_CONFIG")),
+        (
+            "patch",
+            map([
+                ("operation", s("ADD")),
+                (
+                    "value",
+                    map([
+                        ("name", s(&name)),
+                        (
+                            "typed_config",
+                            map([("@type", s(WASM_TYPE)), ("config", config)]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
+    ]);
+    let mut patches = vec![insert, ext];
+    patches.extend(extra);
+    let value = map([
+        ("apiVersion", s("networking.istio.io/v1alpha3")),
+        ("kind", s("EnvoyFilter")),
+        ("metadata", metadata(f.dir)),
+        (
+            "spec",
+            map([
+                (
+                    "workloadSelector",
+                    map([("labels", map([("app", s(APP))]))]),
+                ),
+                ("priority", n(f.envoyfilter_priority)),
+                ("configPatches", seq(patches)),
+            ]),
+        ),
+    ]);
+    Doc::new(header, value)
+        .note("  priority:", "EnvoyFilters apply in ascending priority; each INSERT_BEFORE istio.stats lands\nright before it, so: attributegen (10) -> trace-tags (20) -> get-calls (30) -> istio.stats.")
+        .note("            failure_policy:", "Envoy >= 1.33 (Istio 1.25+); older proxies: replace with `fail_open: true`.\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+        .note("                  sha256:", "sha256 of the module file itself (not of an image).")
+}
+
+/// The HCM `tracing.custom_tags` MERGE patch reading trace-tags' filter state.
+pub fn tracing_patch(tags: &[String]) -> Value {
+    let custom = tags.iter().map(|t| {
+        map([
+            ("tag", s(t)),
+            (
+                "value",
+                s(&format!("%FILTER_STATE(wasm.trace_tag.{t}:PLAIN)%")),
+            ),
+        ])
+    });
+    map([
+        ("applyTo", s("NETWORK_FILTER")),
+        (
+            "match",
+            map([
+                ("context", s("SIDECAR_INBOUND")),
+                (
+                    "listener",
+                    map([(
+                        "filterChain",
+                        map([(
+                            "filter",
+                            map([("name", s("envoy.filters.network.http_connection_manager"))]),
+                        )]),
+                    )]),
+                ),
+            ]),
+        ),
+        (
+            "patch",
+            map([
+                ("operation", s("MERGE")),
+                (
+                    "value",
+                    map([(
+                        "typed_config",
+                        map([
+                            ("@type", s("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
+                            ("tracing", map([("custom_tags", seq(custom))])),
+                        ]),
+                    )]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// `tagOverrides` of the standard metrics from attributegen's outputs.
+/// `bare`: the Istio 1.18–1.23 form (`istio_operationId`).
+pub fn metrics_overrides(outputs: &[String], bare: bool, mode: &str) -> Value {
+    let read = |attr: &str| {
+        if bare {
+            attr.to_string()
+        } else {
+            format!("filter_state['wasm.{attr}']")
+        }
+    };
+    let mut tags = serde_yaml_ng::Mapping::new();
+    if outputs.iter().any(|o| o == "istio_operationId") {
+        tags.insert(
+            s("request_operation"),
+            map([("value", s(&read("istio_operationId")))]),
+        );
+    }
+    if outputs.iter().any(|o| o == "istio_responseClass") {
+        tags.insert(
+            s("response_code"),
+            map([("value", s(&read("istio_responseClass")))]),
+        );
+    }
+    let mut overrides = vec![map([
+        (
+            "match",
+            map([("metric", s("REQUEST_COUNT")), ("mode", s(mode))]),
+        ),
+        ("tagOverrides", Value::Mapping(tags)),
+    ])];
+    if outputs.iter().any(|o| o == "istio_operationId") {
+        overrides.push(map([
+            (
+                "match",
+                map([("metric", s("REQUEST_DURATION")), ("mode", s(mode))]),
+            ),
+            (
+                "tagOverrides",
+                map([(
+                    "request_operation",
+                    map([("value", s(&read("istio_operationId")))]),
+                )]),
+            ),
+        ]));
+    }
+    seq([map([
+        ("providers", seq([map([("name", s("prometheus"))])])),
+        ("overrides", seq(overrides)),
+    ])])
+}
+
+/// Tracing section: `formatter` custom tags (1.29+) or `header` tags
+/// (before 1.29), and the sampling percentage.
+pub fn tracing(tags: &[String], headers: bool) -> Value {
+    let mut custom = serde_yaml_ng::Mapping::new();
+    for t in tags {
+        let v = if headers {
+            map([("header", map([("name", s(&format!("x-trace-tag-{t}")))]))])
+        } else {
+            map([(
+                "formatter",
+                map([(
+                    "value",
+                    s(&format!("%FILTER_STATE(wasm.trace_tag.{t}:PLAIN)%")),
+                )]),
+            )])
+        };
+        custom.insert(s(t), v);
+    }
+    seq([map([
+        ("randomSamplingPercentage", Value::Number(10.0.into())),
+        ("customTags", Value::Mapping(custom)),
+    ])])
+}
+
+/// A Telemetry resource with the given sections.
+pub fn telemetry(name: &str, api: &str, sections: Vec<(&str, Value)>, header: &str) -> Doc {
+    let mut spec = serde_yaml_ng::Mapping::new();
+    spec.insert(s("selector"), selector());
+    for (k, v) in sections {
+        spec.insert(s(k), v);
+    }
+    Doc::new(
+        header,
+        map([
+            ("apiVersion", s(&format!("telemetry.istio.io/{api}"))),
+            ("kind", s("Telemetry")),
+            ("metadata", metadata(name)),
+            ("spec", Value::Mapping(spec)),
+        ]),
+    )
+}

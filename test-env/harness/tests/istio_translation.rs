@@ -1,0 +1,484 @@
+//! The generated Istio manifests, proven in a real Envoy as far as Envoy can
+//! prove them (no istiod, no pilot-agent, no `istio.stats` here):
+//!
+//! - each WasmPlugin is translated to the Envoy `Wasm` filter as istiod does
+//!   (compact JSON `pluginConfig` in a `StringValue`, no bytes when empty,
+//!   `failStrategy` → `failure_policy`, `vmConfig.env` → environment
+//!   variables, filters ordered by phase then priority), its `oci://` code
+//!   pointed at the local module whose Wasm-artifact image has the manifest's
+//!   `sha256`; the Telemetry's trace `customTags` become HCM custom tags as
+//!   istiod makes them, and get-calls' `extraStatTags` the tag extractors
+//!   istiod adds;
+//! - each EnvoyFilter's patches are spliced into the bootstrap as written:
+//!   the HTTP filter value (with `config_discovery`) inserted before the
+//!   stand-in for `istio.stats` in priority order, the `EXTENSION_CONFIG`
+//!   value served over ECDS (from a file: there is no ADS server here, so
+//!   `config_source.ads` becomes a `path_config_source`), its remote code
+//!   replaced by the local file after checking the module's sha256 as
+//!   pilot-agent does, also wrapped in a `TypedStruct`; the HCM `MERGE`
+//!   patch's custom tags added to the tracing.
+//!
+//! Requests then show every filter's output as Envoy itself reports it:
+//! `%CEL(filter_state['wasm.istio_operationId'])%` in the access log, and
+//! each of the Telemetry's metric `tagOverrides` expressions (what
+//! `istio.stats` would evaluate) evaluated by Envoy's CEL the same way; the trace
+//! tags on the spans a collector receives, `istio_get_calls{…}` labelled by
+//! the extractors in `/stats/prometheus`, and each filter's heartbeat under
+//! Istio's `wasm_filter` extractor.
+
+use envoy_harness::paths::workspace_root;
+use envoy_harness::{Collector, Envoy, EnvoyBuilder};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+fn manifest(dir: &str, file: &str) -> Value {
+    let path = workspace_root()
+        .join("envoyfilter-manifests")
+        .join(dir)
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    // The digest the generator wrote is checked with the OCI crate's own
+    // hashing, so this stays independent of the generator's code.
+    oci_image::sha256_digest(bytes)
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+/// The local module an `oci://…/<filter>:<version>` URL stands for, after
+/// checking that the manifest's `sha256` is the manifest digest of that
+/// module's Wasm-artifact image (what Istio compares for `oci://`).
+fn module_of_image(url: &str, sha256: &str) -> PathBuf {
+    let image = url.rsplit('/').next().unwrap().split(':').next().unwrap();
+    let f = manifest_gen::filters::by_dir(image).unwrap();
+    let path = f.module_path(&workspace_root());
+    let module = std::fs::read(&path).unwrap();
+    let digest = oci_image::wasm_artifact(&module).manifest_digest();
+    assert_eq!(
+        format!("sha256:{sha256}"),
+        digest,
+        "{url}: sha256 is not the image digest of {} (rebuild, then scripts/gen-manifests.sh)",
+        path.display()
+    );
+    path
+}
+
+/// istiod's translation of a WasmPlugin into an HTTP filter
+/// (`pilot/pkg/model/extensions.go`), code pointed at the local module.
+/// Returns (phase rank, priority, filter entry).
+fn translate_wasmplugin(plugin: &Value) -> (u8, i64, Value) {
+    let spec = &plugin["spec"];
+    let name = format!(
+        "{}.{}",
+        plugin["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default"),
+        plugin["metadata"]["name"].as_str().unwrap()
+    );
+    let module = module_of_image(
+        spec["url"].as_str().unwrap(),
+        spec["sha256"].as_str().unwrap(),
+    );
+    let mut vm = json!({
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": module } },
+    });
+    let mut key_values = serde_json::Map::new();
+    let mut host_keys = Vec::new();
+    for e in spec["vmConfig"]["env"].as_array().into_iter().flatten() {
+        let n = e["name"].as_str().unwrap().to_string();
+        if e["valueFrom"] == "HOST" {
+            host_keys.push(json!(n));
+        } else {
+            key_values.insert(n, e["value"].clone());
+        }
+    }
+    if !key_values.is_empty() || !host_keys.is_empty() {
+        vm["environment_variables"] =
+            json!({ "key_values": key_values, "host_env_keys": host_keys });
+    }
+    let failure_policy = match spec["failStrategy"].as_str() {
+        Some("FAIL_OPEN") => "FAIL_OPEN",
+        Some("FAIL_RELOAD") => "FAIL_RELOAD",
+        _ => "FAIL_CLOSED",
+    };
+    let mut config = json!({
+        "name": name,
+        "root_id": spec["pluginName"].as_str().unwrap_or(""),
+        "vm_config": vm,
+        "failure_policy": failure_policy,
+    });
+    // Non-empty pluginConfig: compact JSON in a StringValue; empty: no bytes.
+    let plugin_config = &spec["pluginConfig"];
+    if plugin_config.as_object().is_some_and(|m| !m.is_empty()) {
+        config["configuration"] = json!({
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": plugin_config.to_string(),
+        });
+    }
+    let phase = match spec["phase"].as_str() {
+        Some("AUTHN") => 0,
+        Some("AUTHZ") => 1,
+        Some("STATS") => 2,
+        _ => 3,
+    };
+    let filter = json!({ "name": name, "typed_config": { "@type": WASM_TYPE, "config": config } });
+    (phase, spec["priority"].as_i64().unwrap_or(0), filter)
+}
+
+/// Istio's Telemetry trace `customTags` as istiod turns them into HCM
+/// `custom_tags` (`pilot/pkg/networking/core/tracing.go`), sorted by name.
+fn telemetry_custom_tags(telemetry: &Value) -> Value {
+    let mut tags: Vec<Value> = telemetry["spec"]["tracing"][0]["customTags"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, t)| {
+            if let Some(v) = t["formatter"]["value"].as_str() {
+                json!({ "tag": name, "value": v })
+            } else if let Some(h) = t["header"]["name"].as_str() {
+                json!({ "tag": name, "request_header": { "name": h } })
+            } else if let Some(v) = t["literal"]["value"].as_str() {
+                json!({ "tag": name, "literal": { "value": v } })
+            } else {
+                panic!("custom tag kind of {name}: {t}")
+            }
+        })
+        .collect();
+    tags.sort_by_key(|t| t["tag"].as_str().unwrap().to_string());
+    Value::Array(tags)
+}
+
+/// The Telemetry's metric `tagOverrides` (what `istio.stats` would evaluate)
+/// as access-log fields `telemetry.<tag>` = `%CEL(<expression>)%`, so
+/// Envoy's own CEL evaluates exactly those expressions.
+fn telemetry_metric_fields(mut b: EnvoyBuilder, telemetry: &Value) -> EnvoyBuilder {
+    for m in telemetry["spec"]["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for o in m["overrides"].as_array().into_iter().flatten() {
+            for (tag, v) in o["tagOverrides"].as_object().into_iter().flatten() {
+                let expr = v["value"].as_str().unwrap();
+                b = b.log_field(&format!("telemetry.{tag}"), &format!("%CEL({expr})%"));
+            }
+        }
+    }
+    b
+}
+
+/// The tag extractors istiod adds for `extraStatTags`, plus Istio's fixed
+/// `wasm_filter` extractor (`tools/packaging/common/envoy_bootstrap.json`).
+fn istio_stats_tags(mut b: EnvoyBuilder, mesh_config: Option<&Value>) -> EnvoyBuilder {
+    if let Some(m) = mesh_config {
+        for t in m["spec"]["meshConfig"]["defaultConfig"]["extraStatTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let t = t.as_str().unwrap();
+            b = b.stats_tag(t, &format!("({t}=\\.=(.*?);\\.;)"));
+        }
+    }
+    b.stats_tag("wasm_filter", "(wasm_filter\\.(.+?)\\.)")
+}
+
+/// Access-log fields: the operation as `istio.stats` would read it, the
+/// response class, each trace tag's filter state.
+fn log_fields(b: EnvoyBuilder) -> EnvoyBuilder {
+    let mut b = b
+        .log_attribute("istio_operationId")
+        .log_attribute("istio_responseClass");
+    for t in [
+        "team",
+        "deployment",
+        "tenant",
+        "operation",
+        "api_route",
+        "response_class",
+    ] {
+        b = b.log_attribute(&format!("trace_tag.{t}"));
+    }
+    b.log_field("x-trace-tag-operation", "%REQ(X-TRACE-TAG-OPERATION)%")
+}
+
+/// What every deployment must show for `GET /reviews/1` from tenant acme.
+fn assert_outputs(envoy: &Envoy, collector: &Collector, what: &str, headers_variant: bool) {
+    let resp = envoy
+        .request("GET", "/reviews/1")
+        .header("x-tenant-id", "acme")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status, 200, "{what}");
+    let log = envoy.access_log_entry(&resp).unwrap();
+    assert_eq!(log["cel.istio_operationId"], "GetReview", "{what}: {log}");
+    // The Telemetry's tagOverrides, evaluated by Envoy's CEL.
+    assert_eq!(
+        log["telemetry.request_operation"], "GetReview",
+        "{what}: {log}"
+    );
+    assert_eq!(log["telemetry.response_code"], "2xx", "{what}: {log}");
+    assert_eq!(log["attr.istio_responseClass"], "2xx", "{what}: {log}");
+    assert_eq!(log["attr.trace_tag.tenant"], "acme", "{what}: {log}");
+    assert_eq!(
+        log["attr.trace_tag.operation"], "GetReview",
+        "{what}: {log}"
+    );
+    assert_eq!(log["attr.trace_tag.deployment"], "canary", "{what}: {log}");
+    if headers_variant {
+        assert_eq!(log["x-trace-tag-operation"], "GetReview", "{what}: {log}");
+    } else {
+        assert_eq!(log["attr.trace_tag.response_class"], "ok", "{what}: {log}");
+    }
+    let span = collector.span_of(&resp).unwrap();
+    assert_eq!(span.tag("operation"), Some("GetReview"), "{what}: {span:?}");
+    assert_eq!(span.tag("tenant"), Some("acme"), "{what}: {span:?}");
+    assert_eq!(span.tag("team"), Some("bookstore"), "{what}: {span:?}");
+    if !headers_variant {
+        assert_eq!(span.tag("response_class"), Some("ok"), "{what}: {span:?}");
+    }
+    let prom = envoy.prometheus().unwrap();
+    let series = "istio_get_calls{destination_service=\"upstream\",request_operation=\"GetReview\",response_code=\"200\"} 1";
+    assert!(prom.contains(series), "{what}: no {series} in\n{prom}");
+    for f in ["attributegen", "trace_tags", "get_calls"] {
+        // As Istio's wasm_filter extractor shows them (the README's alerts).
+        let heartbeat = format!("requests_total{{wasm_filter=\"{f}\"}} 1");
+        let errors = format!("type_config_error_count{{wasm_filter=\"{f}\"}} 0");
+        for line in [heartbeat, errors] {
+            assert!(
+                prom.lines().any(|l| l == line),
+                "{what}: no {line} in\n{prom}"
+            );
+        }
+    }
+}
+
+fn wasmplugin_case(plugins: &[(&str, &str)], telemetry: (&str, &str), headers_variant: bool) {
+    let mut translated: Vec<(u8, i64, Value)> = plugins
+        .iter()
+        .map(|(dir, file)| translate_wasmplugin(&manifest(dir, file)))
+        .collect();
+    // istiod: by phase, then higher priority first.
+    translated.sort_by_key(|(phase, priority, _)| (*phase, -priority));
+    let collector = Collector::start().unwrap();
+    let mut b = Envoy::builder();
+    for (.., f) in &translated {
+        b = b.filter(f.clone());
+    }
+    let mesh = manifest(
+        if plugins.len() == 1 {
+            plugins[0].0
+        } else {
+            "get-calls"
+        },
+        "mesh-config.yaml",
+    );
+    b = istio_stats_tags(log_fields(b), Some(&mesh));
+    let metrics_telemetry = if plugins.len() == 1 {
+        manifest(plugins[0].0, "telemetry.yaml")
+    } else {
+        manifest("attributegen", "telemetry.yaml")
+    };
+    b = telemetry_metric_fields(b, &metrics_telemetry);
+    b = b.zipkin_tracing(
+        collector.port(),
+        telemetry_custom_tags(&manifest(telemetry.0, telemetry.1)),
+    );
+    let envoy = b.start().unwrap();
+    let what = format!("{plugins:?}");
+    assert_outputs(&envoy, &collector, &what, headers_variant);
+}
+
+/// The three WasmPlugins, ordered by istiod's rules (phase, priority).
+#[test]
+fn wasmplugins_as_istiod_translates_them() {
+    wasmplugin_case(
+        &[
+            ("get-calls", "wasmplugin.yaml"),
+            ("trace-tags", "wasmplugin.yaml"),
+            ("attributegen", "wasmplugin.yaml"),
+        ],
+        ("trace-tags", "telemetry.yaml"),
+        false,
+    );
+}
+
+/// The same with the header variant for Istio before 1.29.
+#[test]
+fn wasmplugins_before_istio_1_29() {
+    wasmplugin_case(
+        &[
+            ("get-calls", "wasmplugin.yaml"),
+            ("trace-tags", "wasmplugin-headers.yaml"),
+            ("attributegen", "wasmplugin.yaml"),
+        ],
+        ("trace-tags", "telemetry-headers.yaml"),
+        true,
+    );
+}
+
+/// The one-VM bundle's WasmPlugin.
+#[test]
+fn bundle_wasmplugin_as_istiod_translates_it() {
+    wasmplugin_case(
+        &[("telemetry-bundle", "wasmplugin.yaml")],
+        ("telemetry-bundle", "telemetry.yaml"),
+        false,
+    );
+}
+
+/// The bundle's WasmPlugin for Istio before 1.29.
+#[test]
+fn bundle_wasmplugin_before_istio_1_29() {
+    wasmplugin_case(
+        &[("telemetry-bundle", "wasmplugin-headers.yaml")],
+        ("telemetry-bundle", "telemetry-headers.yaml"),
+        true,
+    );
+}
+
+/// Splices EnvoyFilters into a bootstrap in priority order; writes the
+/// ECDS files into `dir`. Returns (HTTP filters, HCM custom tags).
+fn splice_envoyfilters(
+    mut filters: Vec<Value>,
+    dir: &Path,
+    typed_struct: bool,
+) -> (Vec<Value>, Vec<Value>) {
+    filters.sort_by_key(|f| f["spec"]["priority"].as_i64().unwrap_or(0));
+    let mut http = Vec::new();
+    let mut tags = Vec::new();
+    for ef in &filters {
+        for p in ef["spec"]["configPatches"].as_array().unwrap() {
+            let value = &p["patch"]["value"];
+            match (
+                p["applyTo"].as_str().unwrap(),
+                p["patch"]["operation"].as_str().unwrap(),
+            ) {
+                ("HTTP_FILTER", "INSERT_BEFORE") => {
+                    assert_eq!(
+                        p["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"],
+                        "istio.stats"
+                    );
+                    let mut v = value.clone();
+                    let name = v["name"].as_str().unwrap().to_string();
+                    let source = &mut v["config_discovery"]["config_source"];
+                    assert_eq!(source["ads"], json!({}), "{name}: ECDS over ADS");
+                    let timeout = source["initial_fetch_timeout"].clone();
+                    *source = json!({
+                        "path_config_source": { "path": dir.join(format!("{name}.json")) },
+                        "resource_api_version": "V3",
+                        "initial_fetch_timeout": timeout,
+                    });
+                    // Each insert lands right before istio.stats, i.e. after the earlier ones.
+                    http.push(v);
+                }
+                ("EXTENSION_CONFIG", "ADD") => {
+                    let name = value["name"].as_str().unwrap();
+                    let mut typed = value["typed_config"].clone();
+                    assert_eq!(typed["@type"], WASM_TYPE);
+                    // pilot-agent: download, check sha256, rewrite to a local file.
+                    let code = &mut typed["config"]["vm_config"]["code"];
+                    let uri = code["remote"]["http_uri"]["uri"].as_str().unwrap();
+                    let module = uri.rsplit('/').next().unwrap().trim_end_matches(".wasm");
+                    let path = manifest_gen::filters::by_module(module)
+                        .unwrap()
+                        .module_path(&workspace_root());
+                    let bytes = std::fs::read(&path).unwrap();
+                    assert_eq!(
+                        code["remote"]["sha256"],
+                        sha256_hex(&bytes),
+                        "{name}: sha256 of {}",
+                        path.display()
+                    );
+                    *code = json!({ "local": { "filename": path } });
+                    if typed_struct {
+                        let mut inner = typed.clone();
+                        inner.as_object_mut().unwrap().remove("@type");
+                        typed = json!({
+                            "@type": "type.googleapis.com/udpa.type.v1.TypedStruct",
+                            "type_url": WASM_TYPE,
+                            "value": inner,
+                        });
+                    }
+                    let doc = json!({ "version_info": "1", "resources": [{
+                        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+                        "name": name,
+                        "typed_config": typed,
+                    }]});
+                    std::fs::write(dir.join(format!("{name}.json")), doc.to_string()).unwrap();
+                }
+                ("NETWORK_FILTER", "MERGE") => {
+                    let t = value["typed_config"]["tracing"]["custom_tags"]
+                        .as_array()
+                        .unwrap();
+                    tags.extend(t.iter().cloned());
+                }
+                (a, o) => panic!("patch {a} {o} not handled"),
+            }
+        }
+    }
+    (http, tags)
+}
+
+fn envoyfilter_case(dirs: &[&str], typed_struct: bool) {
+    let ecds = tempfile::tempdir().unwrap();
+    let efs: Vec<Value> = dirs
+        .iter()
+        .map(|d| manifest(d, "envoyfilter.yaml"))
+        .collect();
+    let (http, tags) = splice_envoyfilters(efs, ecds.path(), typed_struct);
+    let collector = Collector::start().unwrap();
+    let mut b = Envoy::builder();
+    for f in http {
+        b = b.filter(f);
+    }
+    let mesh = manifest(
+        if dirs.len() == 1 {
+            dirs[0]
+        } else {
+            "get-calls"
+        },
+        "mesh-config.yaml",
+    );
+    b = istio_stats_tags(log_fields(b), Some(&mesh));
+    let metrics_telemetry = if dirs.len() == 1 {
+        manifest(dirs[0], "telemetry.yaml")
+    } else {
+        manifest("attributegen", "telemetry.yaml")
+    };
+    b = telemetry_metric_fields(b, &metrics_telemetry);
+    b = b.zipkin_tracing(collector.port(), Value::Array(tags));
+    let envoy = b.start().unwrap();
+    let what = format!("EnvoyFilter {dirs:?} (TypedStruct: {typed_struct})");
+    assert_outputs(&envoy, &collector, &what, false);
+    // The filters came over ECDS.
+    for d in dirs {
+        let module = manifest_gen::filters::by_dir(d).unwrap().module;
+        let stat = format!("extension_config_discovery.http_filter.istio.{module}.config_reload");
+        assert_eq!(envoy.stat(&stat).unwrap(), Some(1), "{what}: {stat}");
+    }
+}
+
+/// The three EnvoyFilters, spliced as written, in priority order.
+#[test]
+fn envoyfilters_spliced_as_written() {
+    envoyfilter_case(&["get-calls", "attributegen", "trace-tags"], false);
+}
+
+/// The same with each ECDS configuration in a TypedStruct.
+#[test]
+fn envoyfilters_as_typed_structs() {
+    envoyfilter_case(&["trace-tags", "get-calls", "attributegen"], true);
+}
+
+/// The bundle's EnvoyFilter.
+#[test]
+fn bundle_envoyfilter_spliced_as_written() {
+    envoyfilter_case(&["telemetry-bundle"], false);
+}
