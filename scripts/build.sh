@@ -39,9 +39,11 @@ for f in "${FAULT_FILTERS[@]}"; do
   optimize "$target_dir/wasm32-wasip1/release/$name.wasm" "$out/test/$name.wasm"
 done
 
-args=()
-for f in "${FILTERS[@]}"; do args+=(-p "$f"); done
-cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 "${args[@]}"
+# attributegen enables filter-common's `native-cel` (CEL conditions evaluated
+# in the module); the others do not, so each group is built on its own
+# (cargo would otherwise unify filter-common's features across them).
+cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p attributegen
+cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p trace-tags -p get-calls -p bench-reference
 # The one-VM bundle links the filters' crates without their entry points, so
 # it is built on its own (cargo would otherwise unify their features).
 cargo build --manifest-path "$ROOT/Cargo.toml" --release --target wasm32-wasip1 -p telemetry-bundle

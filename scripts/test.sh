@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests natively and on
-# wasm32-wasip1, the end-to-end tests through a real Envoy (separate filters,
-# then the one-VM bundle), fuzzing, and the docker-compose stack.
+# wasm32-wasip1, the generated Istio manifests against the modules, the OCI
+# images through a real registry, the end-to-end tests through a real Envoy
+# (separate filters, then the one-VM bundle), fuzzing, and the docker-compose
+# stack.
 # Installs what it needs (wasm target, Envoy, Debian packages) on first use.
 #   SKIP_COMPOSE=1  leave out the docker-compose stage
 #   SKIP_FUZZ=1     leave out the fuzzing stage
@@ -29,6 +31,7 @@ stage "cargo clippy (native and wasm32-wasip1)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo clippy --target wasm32-wasip1 "${FILTER_CRATES[@]}" -q -- -D warnings
 cargo clippy --target wasm32-wasip1 "${BUNDLE[@]}" -q -- -D warnings
+cargo clippy --target wasm32-wasip1 -p get-calls -p trace-tags -q -- -D warnings  # filter-common without native-cel
 cargo clippy --target wasm32-wasip1 -p attributegen --features fault-injection -q -- -D warnings
 
 stage "unit tests (native)"
@@ -43,13 +46,22 @@ unset CARGO_TARGET_WASM32_WASIP1_RUNNER
 stage "build the modules"
 "$ROOT/scripts/build.sh"
 
+stage "generated Istio manifests up to date (digests of these modules)"
+"$ROOT/scripts/gen-manifests.sh" --check
+
+stage "OCI images through a real registry (docker-registry, skopeo)"
+"$ROOT/scripts/test-oci.sh"
+
 rm -rf "$ROOT/target/test-reports"
+# The gRPC collector the access-log/metrics-service tests start (built once here).
+cargo build -q -p grpc-collector
+export GRPC_COLLECTOR_BIN="$ROOT/target/debug/grpc-collector"
 stage "end-to-end tests through Envoy $ENVOY_VERSION (separate filters)"
 cargo test -p envoy-harness -- --test-threads "${E2E_THREADS:-2}"
 
 stage "end-to-end tests through Envoy $ENVOY_VERSION (the one-VM bundle)"
 TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
-  --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing \
+  --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing --test grpc_sinks \
   -- --test-threads "${E2E_THREADS:-2}"
 
 if [ "${SKIP_FUZZ:-}" != 1 ] && [ -x "$ROOT/scripts/fuzz.sh" ]; then

@@ -171,7 +171,7 @@ pub fn compile(config: &PluginConfig, host: &impl Host) -> Result<Plan, Vec<Conf
                 always_true.get_or_insert(j);
                 None
             } else {
-                match host.compile(&m.condition) {
+                match cel::compile(host, &m.condition) {
                     Ok(expr) => Some(expr),
                     Err(e) => {
                         fail(ConfigError::new(
@@ -256,6 +256,16 @@ impl Plan {
         self.generators.iter().any(|g| g.phase == phase)
     }
 
+    /// Whether a phase may read one value more than once (several
+    /// generators, or CEL conditions): then a read cache pays for itself.
+    pub fn rereads(&self) -> bool {
+        self.generators.len() > 1
+            || self
+                .generators
+                .iter()
+                .any(|g| g.steps.iter().any(|s| matches!(s, Step::Cel { .. })))
+    }
+
     /// Number of generators.
     pub fn len(&self) -> usize {
         self.generators.len()
@@ -282,7 +292,7 @@ impl Plan {
                         condition: Some(expr),
                         value,
                     } => {
-                        match host.evaluate(expr).map(|r| cel::as_bool(&r)) {
+                        match cel::evaluate(host, expr).map(|r| cel::as_bool(&r)) {
                             Ok(Ok(true)) => value,
                             Ok(Ok(false)) => continue,
                             // Istio: an error or a non-bool abandons this
@@ -585,6 +595,15 @@ mod tests {
             "{warn}"
         );
         assert!(warn.contains("configuration rejected (6 errors)"), "{warn}");
+    }
+
+    #[test]
+    fn a_read_cache_is_used_only_where_values_can_be_read_twice() {
+        let host = FakeHost::new();
+        let templates = r#"{"attributes":[{"output_attribute":"op","match":[
+            {"value":"A","template":"GET /a"}]}]}"#;
+        assert!(!plan(&host, templates).rereads());
+        assert!(plan(&host, OPS).rereads());
     }
 
     #[test]

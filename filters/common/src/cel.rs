@@ -5,7 +5,14 @@
 //! bytes, integers as 8 bytes little-endian, doubles as 8-byte IEEE-754, bools
 //! as one byte, timestamps and durations as int64 nanoseconds, maps and lists
 //! as proxy-wasm pairs. The caller says which type it expects.
+//!
+//! Filters compile with [`compile`] and evaluate with [`evaluate`]: an
+//! expression in the subset of [`crate::native_cel`] is then evaluated in the
+//! module (same result, no `expr_evaluate`), everything else by Envoy.
 
+use crate::host::{Host, HostError};
+#[cfg(feature = "native-cel")]
+use crate::native_cel::{self, Native, Outcome};
 use std::borrow::Cow;
 
 /// A compiled expression: Envoy's token plus the source it came from. The
@@ -15,6 +22,8 @@ pub struct Expression {
     token: u32,
     source: Box<str>,
     release: fn(u32),
+    #[cfg(feature = "native-cel")]
+    native: Option<Native>,
 }
 
 impl Expression {
@@ -24,7 +33,17 @@ impl Expression {
             token,
             source: source.into(),
             release,
+            #[cfg(feature = "native-cel")]
+            native: None,
         }
+    }
+
+    /// Whether the module evaluates this expression itself.
+    pub fn is_native(&self) -> bool {
+        #[cfg(feature = "native-cel")]
+        return self.native.is_some();
+        #[cfg(not(feature = "native-cel"))]
+        false
     }
 
     /// Envoy's token for this expression.
@@ -48,6 +67,36 @@ impl std::fmt::Debug for Expression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Expression({:?})", self.source)
     }
+}
+
+/// Compiles `source` with Envoy's CEL (its errors are the configuration's)
+/// and, when the host allows it and the expression is in the native subset,
+/// also to the form the module evaluates itself.
+pub fn compile<H: Host + ?Sized>(host: &H, source: &str) -> Result<Expression, HostError> {
+    #[allow(unused_mut)]
+    let mut expr = host.compile(source)?;
+    #[cfg(feature = "native-cel")]
+    if host.native_cel() {
+        expr.native = native_cel::compile(source);
+    }
+    Ok(expr)
+}
+
+/// Evaluates `expr` for the current stream: in the module when it has a
+/// native form (reads go through `host`, so a caching host shares them),
+/// else, or when the native form defers this request, with Envoy's
+/// `expr_evaluate`. The result is serialized as Envoy serializes it; a CEL
+/// runtime error is `InternalFailure`, as from Envoy.
+pub fn evaluate<H: Host + ?Sized>(host: &H, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    #[cfg(feature = "native-cel")]
+    if let Some(native) = &expr.native {
+        match native.evaluate(host) {
+            Outcome::Value(v) => return Ok(v),
+            Outcome::Error => return Err(HostError::InternalFailure),
+            Outcome::Fallback => {}
+        }
+    }
+    host.evaluate(expr)
 }
 
 /// A result that did not have the expected shape.

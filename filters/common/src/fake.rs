@@ -26,6 +26,7 @@ pub struct FakeHost {
     env: RefCell<HashMap<String, String>>,
     shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     recorded: RefCell<HashMap<u32, Vec<u64>>>,
+    native_cel: std::cell::Cell<bool>,
 }
 
 fn no_release(_: u32) {}
@@ -88,6 +89,12 @@ impl FakeHost {
             .iter()
             .map(|(_, n)| n.clone())
             .collect()
+    }
+    /// Lets [`crate::cel::compile`] give expressions a native form (off by
+    /// default, so sources stand for whatever [`FakeHost::eval`] says).
+    pub fn with_native_cel(&self) -> &Self {
+        self.native_cel.set(true);
+        self
     }
     /// Makes compiling this source fail, as a CEL parse error would.
     pub fn reject(&self, source: &str) -> &Self {
@@ -226,5 +233,8 @@ impl Host for FakeHost {
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn native_cel(&self) -> bool {
+        self.native_cel.get()
     }
 }

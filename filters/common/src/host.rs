@@ -118,4 +118,9 @@ pub trait Host {
     fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
     /// Logs one line through Envoy. Failures are ignored.
     fn log(&self, level: LogLevel, message: &str);
+    /// Whether [`crate::cel::compile`] may give expressions a native form
+    /// (evaluated in the module). Real hosts: yes.
+    fn native_cel(&self) -> bool {
+        true
+    }
 }

@@ -12,6 +12,8 @@ pub mod fake;
 pub mod fault;
 pub mod host;
 pub mod metrics;
+#[cfg(feature = "native-cel")]
+pub mod native_cel;
 pub mod shared_reads;
 pub mod throttle;
 pub mod view;
@@ -19,7 +21,8 @@ pub mod view;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-/// Build identifier baked in by `scripts/build.sh` (`git describe`), or `dev`.
+/// Build identifier baked in by `scripts/build.sh` (the workspace version, so
+/// builds are reproducible; `TELEMETRY_FILTERS_BUILD` overrides), or `dev`.
 pub const BUILD: &str = match option_env!("TELEMETRY_FILTERS_BUILD") {
     Some(b) => b,
     None => "dev",

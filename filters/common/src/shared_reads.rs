@@ -163,6 +163,10 @@ impl<H: Host> Host for CachingHost<'_, H> {
     fn log(&self, level: LogLevel, message: &str) {
         self.host.log(level, message);
     }
+
+    fn native_cel(&self) -> bool {
+        self.host.native_cel()
+    }
 }
 
 #[cfg(test)]

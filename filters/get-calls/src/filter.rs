@@ -2,6 +2,7 @@
 
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
+use filter_common::shared_reads::{CachingHost, RequestCache};
 use filter_common::wasm::{serve, Filter, WasmHost};
 
 proxy_wasm::main! {{
@@ -23,6 +24,8 @@ impl Filter for Plan {
     }
 
     fn on_log(&self, host: &WasmHost, _: &()) {
-        self.run(host);
+        // Reads are shared by the metrics (one host read per value).
+        let cache = RequestCache::default();
+        self.run(&CachingHost::new(host, &cache));
     }
 }

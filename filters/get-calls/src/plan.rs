@@ -293,7 +293,7 @@ fn compile_metric(
         if source.trim().is_empty() {
             return Ok(None);
         }
-        host.compile(source).map(Some).map_err(|e| {
+        cel::compile(host, source).map(Some).map_err(|e| {
             err(
                 field,
                 format!(
@@ -358,7 +358,7 @@ impl Plan {
 
     fn record(&self, m: &Metric, host: &impl Host) -> bool {
         if let Some(cond) = &m.condition {
-            match host.evaluate(cond).map(|r| cel::as_bool(&r)) {
+            match cel::evaluate(host, cond).map(|r| cel::as_bool(&r)) {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => return false,
                 Ok(Err(e)) => return self.runtime_error(host, m, "condition", &e.to_string()),
@@ -374,7 +374,7 @@ impl Plan {
         }
         let amount = match &m.value {
             None => 1,
-            Some(expr) => match host.evaluate(expr).map(|r| cel::as_int(&r)) {
+            Some(expr) => match cel::evaluate(host, expr).map(|r| cel::as_int(&r)) {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => return self.runtime_error(host, m, "value", &e.to_string()),
                 Err(e) => {
@@ -412,7 +412,7 @@ impl Plan {
                             .and_then(|raw| cel::as_int(&raw).ok())
                             .map(|n| n.to_string().into_bytes())
                     }
-                    Dimension::Cel(expr) => host.evaluate(expr).ok(),
+                    Dimension::Cel(expr) => cel::evaluate(host, expr).ok(),
                 };
                 values.push(match raw {
                     Some(raw) => metrics::sanitize_value(&raw, m.max_value_length),

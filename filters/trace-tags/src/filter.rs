@@ -3,6 +3,7 @@
 
 use crate::plan::{configure, Plan};
 use crate::FILTER_NAME;
+use filter_common::shared_reads::{CachingHost, RequestCache};
 use filter_common::wasm::{serve, Filter, WasmHost};
 
 proxy_wasm::main! {{
@@ -25,7 +26,9 @@ impl Filter for Plan {
 
     fn on_request_headers(&self, host: &WasmHost, _: &()) {
         if !self.is_empty() {
-            self.on_request(host);
+            // Reads are shared by the tags of the phase (one per value).
+            let cache = RequestCache::default();
+            self.on_request(&CachingHost::new(host, &cache));
         }
     }
 
@@ -33,7 +36,8 @@ impl Filter for Plan {
     // request headers reached this one, only the response-phase tags are set.
     fn on_response_headers(&self, host: &WasmHost, _: &()) {
         if !self.is_empty() {
-            self.on_response(host);
+            let cache = RequestCache::default();
+            self.on_response(&CachingHost::new(host, &cache));
         }
     }
 }

@@ -300,7 +300,7 @@ fn compile_tag(
             Some(v) => ValueType::parse(v).map_err(|e| ("type", e))?,
             None => ValueType::String,
         };
-        let expr = host.compile(src).map_err(|e| {
+        let expr = cel::compile(host, src).map_err(|e| {
             (
                 "expression",
                 format!(
@@ -537,7 +537,7 @@ impl Plan {
                     None
                 }
             },
-            Source::Expression(expr, ty) => match host.evaluate(expr) {
+            Source::Expression(expr, ty) => match cel::evaluate(host, expr) {
                 Ok(r) => match decode(&r, *ty) {
                     Ok(v) => Some(v),
                     Err(e) => {

@@ -23,6 +23,7 @@ mod bootstrap;
 mod client;
 pub mod collector;
 mod envoy;
+pub mod grpc_sinks;
 pub mod httpd;
 pub mod paths;
 pub mod process;

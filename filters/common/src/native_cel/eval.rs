@@ -1,0 +1,172 @@
+//! The compiled form and its evaluation, with CEL's semantics for the
+//! supported subset.
+
+use super::attributes::{self, Attribute, Kind};
+use super::pattern::Pattern;
+use crate::host::Host;
+
+/// A CEL value of the supported subset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    /// bool
+    Bool(bool),
+    /// int
+    Int(i64),
+    /// string (kept as bytes: CEL compares strings bytewise)
+    Str(Vec<u8>),
+    /// bytes
+    Bytes(Vec<u8>),
+}
+
+impl Val {
+    /// Envoy's serialization of the value.
+    pub fn serialize(self) -> Vec<u8> {
+        match self {
+            Val::Bool(b) => vec![u8::from(b)],
+            Val::Int(n) => n.to_le_bytes().to_vec(),
+            Val::Str(s) | Val::Bytes(s) => s,
+        }
+    }
+}
+
+/// Why no value came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fail {
+    /// A CEL error (missing attribute, no matching overload, overflow).
+    Error,
+    /// Leave this evaluation to Envoy.
+    Fallback,
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// String predicates with one argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrFn {
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+/// A compiled expression.
+#[derive(Debug)]
+pub enum Node {
+    Lit(Val),
+    Attr(Attribute),
+    Not(Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Cmp(Cmp, Box<Node>, Box<Node>),
+    Add(Box<Node>, Box<Node>),
+    ToString(Box<Node>),
+    Matches(Box<Node>, Pattern),
+    Str(StrFn, Box<Node>, Box<Node>),
+}
+
+type Res = Result<Val, Fail>;
+
+/// Evaluates `node`, reading attributes through `host`.
+pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
+    match node {
+        Node::Lit(v) => Ok(v.clone()),
+        Node::Attr(a) => {
+            let raw = attributes::read(&a.source, host).ok_or(Fail::Error)?;
+            match a.kind {
+                Kind::Str => Ok(Val::Str(raw)),
+                Kind::Bytes => Ok(Val::Bytes(raw)),
+                Kind::Int => <[u8; 8]>::try_from(raw.as_slice())
+                    .map(|b| Val::Int(i64::from_le_bytes(b)))
+                    .map_err(|_| Fail::Fallback),
+            }
+        }
+        Node::Not(x) => match eval(x, host)? {
+            Val::Bool(b) => Ok(Val::Bool(!b)),
+            _ => Err(Fail::Error),
+        },
+        Node::And(l, r) => logic(l, r, host, false),
+        Node::Or(l, r) => logic(l, r, host, true),
+        Node::Cond(c, a, b) => match eval(c, host)? {
+            Val::Bool(true) => eval(a, host),
+            Val::Bool(false) => eval(b, host),
+            _ => Err(Fail::Error),
+        },
+        Node::Cmp(op, l, r) => {
+            let (l, r) = (eval(l, host)?, eval(r, host)?);
+            let order = match (&l, &r) {
+                (Val::Int(a), Val::Int(b)) => a.cmp(b),
+                (Val::Str(a), Val::Str(b)) | (Val::Bytes(a), Val::Bytes(b)) => a.cmp(b),
+                (Val::Bool(a), Val::Bool(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => a.cmp(b),
+                // Mixed types: Envoy's answer depends on its CEL options.
+                _ => return Err(Fail::Fallback),
+            };
+            use std::cmp::Ordering::*;
+            Ok(Val::Bool(match op {
+                Cmp::Eq => order == Equal,
+                Cmp::Ne => order != Equal,
+                Cmp::Lt => order == Less,
+                Cmp::Le => order != Greater,
+                Cmp::Gt => order == Greater,
+                Cmp::Ge => order != Less,
+            }))
+        }
+        Node::Add(l, r) => match (eval(l, host)?, eval(r, host)?) {
+            (Val::Int(a), Val::Int(b)) => a.checked_add(b).map(Val::Int).ok_or(Fail::Error),
+            (Val::Str(mut a), Val::Str(b)) => {
+                a.extend_from_slice(&b);
+                Ok(Val::Str(a))
+            }
+            (Val::Bytes(mut a), Val::Bytes(b)) => {
+                a.extend_from_slice(&b);
+                Ok(Val::Bytes(a))
+            }
+            _ => Err(Fail::Error), // no matching overload
+        },
+        Node::ToString(x) => match eval(x, host)? {
+            Val::Int(n) => Ok(Val::Str(n.to_string().into_bytes())),
+            Val::Str(s) => Ok(Val::Str(s)),
+            Val::Bytes(b) if std::str::from_utf8(&b).is_ok() => Ok(Val::Str(b)),
+            _ => Err(Fail::Fallback),
+        },
+        Node::Matches(x, pattern) => match eval(x, host)? {
+            Val::Str(s) => pattern.is_match(&s).map(Val::Bool).ok_or(Fail::Fallback),
+            _ => Err(Fail::Error),
+        },
+        Node::Str(f, x, arg) => match (eval(x, host)?, eval(arg, host)?) {
+            (Val::Str(s), Val::Str(a)) => Ok(Val::Bool(match f {
+                StrFn::StartsWith => s.starts_with(&a),
+                StrFn::EndsWith => s.ends_with(&a),
+                StrFn::Contains => a.is_empty() || s.windows(a.len()).any(|w| w == a.as_slice()),
+            })),
+            _ => Err(Fail::Error),
+        },
+    }
+}
+
+/// `&&` (`absorb` false) and `||` (`absorb` true) as CEL defines them: the
+/// absorbing value on either side wins even over an error on the other;
+/// otherwise an error or a non-bool operand is an error.
+fn logic<H: Host + ?Sized>(l: &Node, r: &Node, host: &H, absorb: bool) -> Res {
+    let a = eval(l, host);
+    if a == Ok(Val::Bool(absorb)) {
+        return Ok(Val::Bool(absorb));
+    }
+    let b = eval(r, host);
+    if b == Ok(Val::Bool(absorb)) {
+        return Ok(Val::Bool(absorb));
+    }
+    match (a, b) {
+        (Err(Fail::Fallback), _) | (_, Err(Fail::Fallback)) => Err(Fail::Fallback),
+        (Ok(Val::Bool(_)), Ok(Val::Bool(_))) => Ok(Val::Bool(!absorb)),
+        _ => Err(Fail::Error),
+    }
+}
