@@ -15,7 +15,8 @@
 //!   first-match order.
 //! - Templates that collide (`/a/{x}` and `/a/{y}` for one method; a `*`
 //!   template that the radix tree of a method named in the group cannot
-//!   hold, such as `/{*rest}` beside `POST /{x}/b`) or can never match (a query string in the path, a copy of an earlier group's
+//!   hold, such as `/{*rest}` beside `POST /{x}/b`) or can never match (a query string in the path, a character a
+//!   URL path cannot hold, a copy of an earlier group's
 //!   template, an entry after an always-true one) are configuration errors.
 
 use matchit::Router;
@@ -63,8 +64,16 @@ impl Template {
         if path.contains(char::is_whitespace) {
             return Err("path contains whitespace".to_string());
         }
+        // What a request's path can hold (RFC 3986 `pchar`s, `/`, `%`), plus
+        // the template's braces: anything else could never match.
+        if let Some(c) = path.chars().find(|c| !is_path_char(*c)) {
+            return Err(format!(
+                "can never match: {c:?} is not allowed in a URL path (percent-encode it)"
+            ));
+        }
+        let params = check_params(path)?;
         // matchit panics past 25 parameters in one route.
-        if path.replace("{{", "").matches('{').count() > MAX_PARAMS {
+        if params > MAX_PARAMS {
             return Err(format!("more than {MAX_PARAMS} parameters"));
         }
         Ok(Template {
@@ -97,6 +106,54 @@ impl Template {
         }
         out
     }
+}
+
+/// Characters a template path may hold: unreserved and sub-delims, `:`
+/// `@` `/` `%` (RFC 3986), and the braces of parameters.
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%{}".contains(c)
+}
+
+/// Checks the braces of a path template and counts its parameters: `{{` and
+/// `}}` are literal braces; a parameter is `{name}` or `{*name}` whose name
+/// is letters, digits, `_`, `-` or `.` (what OpenAPI documents use), so no
+/// brace, slash or control character can end up inside one.
+fn check_params(path: &str) -> Result<usize, String> {
+    let mut count = 0;
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+            }
+            '}' => return Err("unbalanced } (write }} for a literal brace)".to_string()),
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err("unclosed { (write {{ for a literal brace)".to_string()),
+                    }
+                }
+                let bare = name.strip_prefix('*').unwrap_or(&name);
+                let valid = bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                if bare.is_empty() || !valid {
+                    return Err(format!(
+                        "parameter {{{name}}}: a name is letters, digits, _, - or . (as {{book}} or {{*rest}})"
+                    ));
+                }
+                count += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(count)
 }
 
 /// A group of consecutive templates, compiled.
@@ -303,6 +360,30 @@ mod tests {
         // In a group of its own (after a CEL entry, say) it is fine.
         let g = group(&["/{*rest}"]);
         assert_eq!(g.lookup("POST", "/v/c"), Some(0));
+    }
+
+    #[test]
+    fn parameter_names_and_braces_are_checked() {
+        for bad in [
+            "/a/{}",
+            "/a/{b{c}",
+            "/a/{b",
+            "/a/b}",
+            "/a/{b c}",
+            "/a/{\u{0}x}",
+            "/a/{*}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [
+            "/a/{b}",
+            "/a/{*rest}",
+            "/a/{{b}}",
+            "/img-{id}.png",
+            "/a/{shelf-id}/{v1.x}",
+        ] {
+            assert!(Template::parse(good).is_ok(), "{good:?} rejected");
+        }
     }
 
     #[test]
