@@ -78,10 +78,11 @@ start() {
   echo $! >"$STATE/$name.pid"
 }
 
-wait_http() { # name url [seconds]
-  local name="$1" url="$2" secs="${3:-30}"
+wait_until() { # name what seconds command...: polls the command until it succeeds
+  local name="$1" what="$2" secs="$3"
+  shift 3
   for _ in $(seq $((secs * 10))); do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if "$@" 2>/dev/null; then return 0; fi
     if [ -z "$(live_pid "$name")" ]; then
       echo "$name exited during start-up; its log ($STATE/$name.log):" >&2
       tail -n 40 "$STATE/$name.log" >&2
@@ -89,24 +90,19 @@ wait_http() { # name url [seconds]
     fi
     sleep 0.1
   done
-  echo "$name not ready at $url after ${secs}s; its log:" >&2
+  echo "$name not $what after ${secs}s; its log:" >&2
   tail -n 40 "$STATE/$name.log" >&2
   return 1
 }
 
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1"); }
+
+wait_http() { # name url [seconds]
+  wait_until "$1" "ready at $2" "${3:-30}" curl -fsS -o /dev/null "$2"
+}
+
 wait_tcp() { # name port: a plain-TCP (here gRPC) listener accepts connections
-  local name="$1" port="$2"
-  for _ in $(seq 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if [ -z "$(live_pid "$name")" ]; then
-      echo "$name exited during start-up; its log ($STATE/$name.log):" >&2
-      tail -n 40 "$STATE/$name.log" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "$name not listening on :$port after 30s" >&2
-  return 1
+  wait_until "$1" "listening on :$2" 30 tcp_open "$2"
 }
 
 load_ports() { # shellcheck disable=SC1091

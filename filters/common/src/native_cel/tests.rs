@@ -225,21 +225,9 @@ fn compile_and_evaluate_through_the_host() {
 #[test]
 fn the_conditions_checked_against_envoy_are_native() {
     // test-env/harness/tests/attributegen.rs native_cel_agrees_with_envoys_cel
-    for source in [
-        "request.url_path == '/reviews' && request.method == 'GET'",
-        "request.url_path.matches('^/reviews/[[:alnum:]]*$') && request.method == 'GET'",
-        "request.url_path.matches('(?i)^/REVIEWS/[a-z]+$')",
-        "response.code >= 200 && response.code <= 299",
-        "response.code == 404 || request.method == 'POST'",
-        "response.code != 503 && response.code > 199",
-        "request.headers['x-tenant'] == 'acme'",
-        "request.headers['x-none'] == 'a' && request.method == 'PUT'",
-        "request.headers['x-none'] == 'a' || request.method == 'GET'",
-        "request.path.startsWith('/reviews') && !request.url_path.endsWith('/')",
-        "request.path.contains('?')",
-        "request.url_path.contains('view') ? response.code == 200 : false",
-        "request.host.startsWith('127.0.0.1') || request.host.startsWith('localhost')",
-    ] {
+    // checks these against Envoy's own CEL.
+    let conditions = include_str!("../../../../test-env/testdata/native-cel-conditions.txt");
+    for source in conditions.lines().filter(|l| !l.is_empty()) {
         assert!(compile(source).is_some(), "{source}");
         assert!(compile(&format!("!({source})")).is_some(), "!({source})");
     }
