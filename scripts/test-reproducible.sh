@@ -8,7 +8,7 @@ cd "$ROOT"
 started=$(date +%s)
 
 "$ROOT/scripts/build.sh"
-copy="$(mktemp -d /tmp/repro-check.XXXXXX)/elsewhere/sources"
+copy="$(mktemp -d -t repro-check.XXXXXX)/elsewhere/sources"
 trap 'rm -rf "$(dirname "$(dirname "$copy")")"' EXIT
 mkdir -p "$copy"
 # The sources as they are now, without build outputs or git metadata.
