@@ -76,11 +76,12 @@ for name in "${MODULES[@]}"; do
     "$oci_image" check --layout "$work/pull/$repo-$format" --module "$module" --format "$format" --digest "$raw_digest"
     checked=$((checked + 1))
   done
-  artifact_hex="$("$oci_image" digest "$module" | awk '$2 == "artifact" { sub("sha256:", "", $3); print $3 }')"
+  # Hex manifest digest of each image: "artifact <hex>", "compat <hex>".
+  digests="$("$oci_image" digest "$module" | awk '{ sub("sha256:", "", $3); print $2, $3 }')"
   while read -r url sha; do
     case "$url" in
-      */"$repo":*-compat) want="$("$oci_image" digest "$module" | awk '$2 == "compat" { sub("sha256:", "", $3); print $3 }')" ;;
-      */"$repo":*) want="$artifact_hex" ;;
+      */"$repo":*-compat) want="$(awk '$1 == "compat" { print $2 }' <<<"$digests")" ;;
+      */"$repo":*) want="$(awk '$1 == "artifact" { print $2 }' <<<"$digests")" ;;
       *) continue ;;
     esac
     if [ "$sha" != "$want" ]; then

@@ -38,12 +38,10 @@ impl Expression {
         }
     }
 
-    /// Whether the module evaluates this expression itself.
-    pub fn is_native(&self) -> bool {
-        #[cfg(feature = "native-cel")]
-        return self.native.is_some();
-        #[cfg(not(feature = "native-cel"))]
-        false
+    /// Whether the module evaluates this expression itself (tests).
+    #[cfg(all(test, feature = "native-cel"))]
+    pub(crate) fn is_native(&self) -> bool {
+        self.native.is_some()
     }
 
     /// Envoy's token for this expression.

@@ -30,7 +30,10 @@ impl<'h, H: Host> RequestView<'h, H> {
     /// The request method (`:method`).
     pub fn method(&self) -> Option<&str> {
         self.method
-            .get_or_init(|| self.read_text(":method", &["request", "method"]))
+            .get_or_init(|| {
+                let method = header_or_property(self.host, ":method", "method")?;
+                Some(String::from_utf8_lossy(&method).into_owned())
+            })
             .as_deref()
     }
 
@@ -39,22 +42,34 @@ impl<'h, H: Host> RequestView<'h, H> {
     pub fn url_path(&self) -> Option<&str> {
         self.url_path
             .get_or_init(|| {
-                let path = self.read_text(":path", &["request", "path"])?;
-                let end = path.find(['?', '#']).unwrap_or(path.len());
-                Some(path.get(..end).unwrap_or_default().to_string())
+                let path = header_or_property(self.host, ":path", "path")?;
+                Some(String::from_utf8_lossy(without_query(&path)).into_owned())
             })
             .as_deref()
     }
+}
 
-    /// A request header, falling back to the attribute when the header map
-    /// is not available in this phase; invalid UTF-8 is replaced.
-    fn read_text(&self, header: &str, property: &[&str]) -> Option<String> {
-        let bytes = match self.host.request_header(header) {
-            Ok(Some(v)) => Some(v),
-            _ => self.host.property(property).ok().flatten(),
-        }?;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+/// A request header, falling back to the attribute `request.<property>` when
+/// the header map is not available in this phase (as CEL's request
+/// attributes read it).
+pub(crate) fn header_or_property<H: Host + ?Sized>(
+    host: &H,
+    header: &str,
+    property: &str,
+) -> Option<Vec<u8>> {
+    match host.request_header(header) {
+        Ok(Some(v)) => Some(v),
+        _ => host.property(&["request", property]).ok().flatten(),
     }
+}
+
+/// A request path without its query string or fragment (`request.url_path`).
+pub(crate) fn without_query(path: &[u8]) -> &[u8] {
+    let end = path
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(path.len());
+    path.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]

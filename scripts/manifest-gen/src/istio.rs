@@ -81,8 +81,39 @@ fn metadata(name: &str) -> Value {
     map([("name", s(name)), ("namespace", s(NAMESPACE))])
 }
 
+/// `app: <APP>`, the labels every resource selects.
+fn app_labels() -> Value {
+    map([("app", s(APP))])
+}
+
 fn selector() -> Value {
-    map([("matchLabels", map([("app", s(APP))]))])
+    map([("matchLabels", app_labels())])
+}
+
+/// A config patch's `patch`: `operation` applied with `value`.
+fn patch(operation: &str, value: Value) -> Value {
+    map([("operation", s(operation)), ("value", value)])
+}
+
+/// An EnvoyFilter `match` on the inbound HTTP connection manager; `filter`
+/// adds more to its `filter` (e.g. a `subFilter`).
+fn inbound_hcm<'a>(filter: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    let hcm = [("name", s("envoy.filters.network.http_connection_manager"))];
+    map([
+        ("context", s("SIDECAR_INBOUND")),
+        (
+            "listener",
+            map([(
+                "filterChain",
+                map([("filter", map(hcm.into_iter().chain(filter)))]),
+            )]),
+        ),
+    ])
+}
+
+/// The filter state trace-tags writes for tag `t`, as an Envoy format string.
+fn trace_tag_state(t: &str) -> String {
+    format!("%FILTER_STATE(wasm.trace_tag.{t}:PLAIN)%")
 }
 
 /// Why FAIL_OPEN, written next to every `failStrategy`.
@@ -118,15 +149,11 @@ pub fn wasmplugin(b: &Built, name: &str, config: &Value, header: &str) -> Doc {
         spec.push(("vmConfig", map([("env", seq(entries))])));
     }
     spec.push(("pluginConfig", config.clone()));
-    let mut m = serde_yaml_ng::Mapping::new();
-    for (k, v) in spec {
-        m.insert(s(k), v);
-    }
     let value = map([
         ("apiVersion", s("extensions.istio.io/v1alpha1")),
         ("kind", s("WasmPlugin")),
         ("metadata", metadata(name)),
-        ("spec", Value::Mapping(m)),
+        ("spec", map(spec)),
     ]);
     Doc::new(header, value)
         .note("  sha256:", "Manifest digest of the image (Istio compares it with the pulled image's digest).")
@@ -141,83 +168,59 @@ pub fn wasmplugin(b: &Built, name: &str, config: &Value, header: &str) -> Doc {
 pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
     let f = &b.filter;
     let name = b.ecds_name();
-    let hcm_match = map([
-        ("context", s("SIDECAR_INBOUND")),
-        (
-            "listener",
-            map([(
-                "filterChain",
-                map([(
-                    "filter",
-                    map([
-                        ("name", s("envoy.filters.network.http_connection_manager")),
-                        ("subFilter", map([("name", s("istio.stats"))])),
-                    ]),
-                )]),
-            )]),
-        ),
-    ]);
     let insert = map([
         ("applyTo", s("HTTP_FILTER")),
-        ("match", hcm_match),
+        (
+            "match",
+            inbound_hcm([("subFilter", map([("name", s("istio.stats"))]))]),
+        ),
         (
             "patch",
-            map([
-                ("operation", s("INSERT_BEFORE")),
-                (
-                    "value",
-                    map([
-                        ("name", s(&name)),
-                        (
-                            "config_discovery",
-                            map([
-                                (
-                                    "config_source",
-                                    map([
-                                        ("ads", Value::Mapping(Default::default())),
-                                        ("initial_fetch_timeout", s("0s")),
-                                    ]),
-                                ),
-                                ("type_urls", seq([s(WASM_TYPE)])),
-                            ]),
-                        ),
-                    ]),
-                ),
-            ]),
+            patch(
+                "INSERT_BEFORE",
+                map([
+                    ("name", s(&name)),
+                    (
+                        "config_discovery",
+                        map([
+                            (
+                                "config_source",
+                                map([("ads", map([])), ("initial_fetch_timeout", s("0s"))]),
+                            ),
+                            ("type_urls", seq([s(WASM_TYPE)])),
+                        ]),
+                    ),
+                ]),
+            ),
         ),
     ]);
-    let mut vm = serde_yaml_ng::Mapping::new();
-    vm.insert(s("vm_id"), s(f.module));
-    vm.insert(s("runtime"), s("envoy.wasm.runtime.v8"));
-    vm.insert(
-        s("code"),
-        map([(
-            "remote",
-            map([
-                (
-                    "http_uri",
-                    map([("uri", s(&b.remote_uri())), ("timeout", s("30s"))]),
-                ),
-                ("sha256", s(&b.module_sha256)),
-            ]),
-        )]),
-    );
+    let mut vm = vec![
+        ("vm_id", s(f.module)),
+        ("runtime", s("envoy.wasm.runtime.v8")),
+        (
+            "code",
+            map([(
+                "remote",
+                map([
+                    (
+                        "http_uri",
+                        map([("uri", s(&b.remote_uri())), ("timeout", s("30s"))]),
+                    ),
+                    ("sha256", s(&b.module_sha256)),
+                ]),
+            )]),
+        ),
+    ];
     let env = b.env();
     if !env.is_empty() {
-        let mut kv = serde_yaml_ng::Mapping::new();
-        for (k, v) in env {
-            kv.insert(s(&k), s(&v));
-        }
-        vm.insert(
-            s("environment_variables"),
-            map([("key_values", Value::Mapping(kv))]),
-        );
+        let kv = env.iter().map(|(k, v)| (k.as_str(), s(v)));
+        vm.push(("environment_variables", map([("key_values", map(kv))])));
     }
     let config = map([
         ("name", s(f.module)),
         ("root_id", s(f.module)),
         ("failure_policy", s("FAIL_OPEN")),
-        ("vm_config", Value::Mapping(vm)),
+        ("vm_config", map(vm)),
         (
             "configuration",
             map([
@@ -236,19 +239,16 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
         ("applyTo", s("EXTENSION_CONFIG")),
         (
             "patch",
-            map([
-                ("operation", s("ADD")),
-                (
-                    "value",
-                    map([
-                        ("name", s(&name)),
-                        (
-                            "typed_config",
-                            map([("@type", s(WASM_TYPE)), ("config", config)]),
-                        ),
-                    ]),
-                ),
-            ]),
+            patch(
+                "ADD",
+                map([
+                    ("name", s(&name)),
+                    (
+                        "typed_config",
+                        map([("@type", s(WASM_TYPE)), ("config", config)]),
+                    ),
+                ]),
+            ),
         ),
     ]);
     let mut patches = vec![insert, ext];
@@ -260,10 +260,7 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
         (
             "spec",
             map([
-                (
-                    "workloadSelector",
-                    map([("labels", map([("app", s(APP))]))]),
-                ),
+                ("workloadSelector", map([("labels", app_labels())])),
                 ("priority", n(f.envoyfilter_priority)),
                 ("configPatches", seq(patches)),
             ]),
@@ -277,48 +274,24 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
 
 /// The HCM `tracing.custom_tags` MERGE patch reading trace-tags' filter state.
 pub fn tracing_patch(tags: &[String]) -> Value {
-    let custom = tags.iter().map(|t| {
-        map([
-            ("tag", s(t)),
-            (
-                "value",
-                s(&format!("%FILTER_STATE(wasm.trace_tag.{t}:PLAIN)%")),
-            ),
-        ])
-    });
+    let custom = tags
+        .iter()
+        .map(|t| map([("tag", s(t)), ("value", s(&trace_tag_state(t)))]));
     map([
         ("applyTo", s("NETWORK_FILTER")),
-        (
-            "match",
-            map([
-                ("context", s("SIDECAR_INBOUND")),
-                (
-                    "listener",
-                    map([(
-                        "filterChain",
-                        map([(
-                            "filter",
-                            map([("name", s("envoy.filters.network.http_connection_manager"))]),
-                        )]),
-                    )]),
-                ),
-            ]),
-        ),
+        ("match", inbound_hcm([])),
         (
             "patch",
-            map([
-                ("operation", s("MERGE")),
-                (
-                    "value",
-                    map([(
-                        "typed_config",
-                        map([
-                            ("@type", s("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
-                            ("tracing", map([("custom_tags", seq(custom))])),
-                        ]),
-                    )]),
-                ),
-            ]),
+            patch(
+                "MERGE",
+                map([(
+                    "typed_config",
+                    map([
+                        ("@type", s("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
+                        ("tracing", map([("custom_tags", seq(custom))])),
+                    ]),
+                )]),
+            ),
         ),
     ])
 }
@@ -333,40 +306,27 @@ pub fn metrics_overrides(outputs: &[String], bare: bool, mode: &str) -> Value {
             format!("filter_state['wasm.{attr}']")
         }
     };
-    let mut tags = serde_yaml_ng::Mapping::new();
-    if outputs.iter().any(|o| o == "istio_operationId") {
-        tags.insert(
-            s("request_operation"),
-            map([("value", s(&read("istio_operationId")))]),
-        );
-    }
-    if outputs.iter().any(|o| o == "istio_responseClass") {
-        tags.insert(
-            s("response_code"),
-            map([("value", s(&read("istio_responseClass")))]),
-        );
-    }
-    let mut overrides = vec![map([
-        (
-            "match",
-            map([("metric", s("REQUEST_COUNT")), ("mode", s(mode))]),
-        ),
-        ("tagOverrides", Value::Mapping(tags)),
-    ])];
-    if outputs.iter().any(|o| o == "istio_operationId") {
-        overrides.push(map([
-            (
-                "match",
-                map([("metric", s("REQUEST_DURATION")), ("mode", s(mode))]),
-            ),
-            (
-                "tagOverrides",
-                map([(
-                    "request_operation",
-                    map([("value", s(&read("istio_operationId")))]),
-                )]),
-            ),
-        ]));
+    // (tag, value) of each override the outputs allow.
+    let tag = |name: &'static str, attr: &str| {
+        outputs
+            .iter()
+            .any(|o| o == attr)
+            .then(|| (name, map([("value", s(&read(attr)))])))
+    };
+    let operation = tag("request_operation", "istio_operationId");
+    let response = tag("response_code", "istio_responseClass");
+    let metric = |metric: &str, tags: Vec<(&str, Value)>| {
+        map([
+            ("match", map([("metric", s(metric)), ("mode", s(mode))])),
+            ("tagOverrides", map(tags)),
+        ])
+    };
+    let mut overrides = vec![metric(
+        "REQUEST_COUNT",
+        operation.iter().chain(&response).cloned().collect(),
+    )];
+    if let Some(op) = operation {
+        overrides.push(metric("REQUEST_DURATION", vec![op]));
     }
     seq([map([
         ("providers", seq([map([("name", s("prometheus"))])])),
@@ -377,41 +337,30 @@ pub fn metrics_overrides(outputs: &[String], bare: bool, mode: &str) -> Value {
 /// Tracing section: `formatter` custom tags (1.29+) or `header` tags
 /// (before 1.29), and the sampling percentage.
 pub fn tracing(tags: &[String], headers: bool) -> Value {
-    let mut custom = serde_yaml_ng::Mapping::new();
-    for t in tags {
+    let custom = tags.iter().map(|t| {
         let v = if headers {
             map([("header", map([("name", s(&format!("x-trace-tag-{t}")))]))])
         } else {
-            map([(
-                "formatter",
-                map([(
-                    "value",
-                    s(&format!("%FILTER_STATE(wasm.trace_tag.{t}:PLAIN)%")),
-                )]),
-            )])
+            map([("formatter", map([("value", s(&trace_tag_state(t)))]))])
         };
-        custom.insert(s(t), v);
-    }
+        (t.as_str(), v)
+    });
     seq([map([
         ("randomSamplingPercentage", Value::Number(10.0.into())),
-        ("customTags", Value::Mapping(custom)),
+        ("customTags", map(custom)),
     ])])
 }
 
 /// A Telemetry resource with the given sections.
 pub fn telemetry(name: &str, api: &str, sections: Vec<(&str, Value)>, header: &str) -> Doc {
-    let mut spec = serde_yaml_ng::Mapping::new();
-    spec.insert(s("selector"), selector());
-    for (k, v) in sections {
-        spec.insert(s(k), v);
-    }
+    let spec = std::iter::once(("selector", selector())).chain(sections);
     Doc::new(
         header,
         map([
             ("apiVersion", s(&format!("telemetry.istio.io/{api}"))),
             ("kind", s("Telemetry")),
             ("metadata", metadata(name)),
-            ("spec", Value::Mapping(spec)),
+            ("spec", map(spec)),
         ]),
     )
 }

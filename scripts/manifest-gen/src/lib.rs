@@ -15,7 +15,6 @@ pub mod yaml;
 use filters::{Filter, Schemas, FILTERS};
 use istio::Built;
 use serde_json::Value as Json;
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use yaml::{render_all, Doc};
 
@@ -37,12 +36,16 @@ fn generated_by(f: &Filter) -> String {
 /// The filter's module, example and digests.
 pub fn built(root: &Path, f: &Filter, schemas: &Schemas) -> Result<Built, String> {
     let version = filters::schema_version(root, f)?;
-    let config = f.example(root)?;
+    let example = f.example_path(root);
+    let text =
+        std::fs::read_to_string(&example).map_err(|e| format!("{}: {e}", example.display()))?;
+    let config: Json =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", example.display()))?;
     let errors = schemas.errors(f.dir, &config);
     if !errors.is_empty() {
         return Err(format!(
             "{}: does not match its schema:\n  {}",
-            f.example_path(root).display(),
+            example.display(),
             errors.join("\n  ")
         ));
     }
@@ -53,16 +56,13 @@ pub fn built(root: &Path, f: &Filter, schemas: &Schemas) -> Result<Built, String
             path.display()
         )
     })?;
-    let module_sha256 = hex(&sha2::Sha256::digest(&module));
-    let digest = oci_image::wasm_artifact(&module).manifest_digest();
-    let image_digest = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| format!("unexpected image digest {digest:?}"))?
+    let module_sha256 = oci_image::sha256_digest(&module)
+        .trim_start_matches("sha256:")
         .to_string();
-    let text = std::fs::read_to_string(f.example_path(root)).map_err(|e| e.to_string())?;
+    let image_digest = oci_image::wasm_artifact(&module).manifest_sha256_hex();
     // JSON is YAML: parsed as YAML, the keys keep the example's order.
-    let ordered = serde_yaml_ng::from_str(&text)
-        .map_err(|e| format!("{}: {e}", f.example_path(root).display()))?;
+    let ordered =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", example.display()))?;
     Ok(Built {
         filter: *f,
         version,
@@ -73,46 +73,47 @@ pub fn built(root: &Path, f: &Filter, schemas: &Schemas) -> Result<Built, String
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Whether a trace-tags tag's `phase` is the response's (no request header
+/// can carry it).
+fn response_phase(phase: Option<&str>) -> bool {
+    matches!(phase, Some("RESPONSE" | "ON_RESPONSE"))
+}
+
+/// The string `key` (or its `alias`) of every item of `config[list]` that
+/// `keep` accepts.
+fn names_in(
+    config: &Json,
+    list: &str,
+    [key, alias]: [&str; 2],
+    keep: impl Fn(&Json) -> bool,
+) -> Vec<String> {
+    config[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| keep(item))
+        .filter_map(|item| item.get(key).or_else(|| item.get(alias)))
+        .filter_map(Json::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `output_attribute`s of an attributegen configuration.
 fn outputs(config: &Json) -> Vec<String> {
-    config["attributes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| {
-            a.get("output_attribute")
-                .or_else(|| a.get("outputAttribute"))
-                .and_then(Json::as_str)
-                .map(str::to_string)
-        })
-        .collect()
+    names_in(
+        config,
+        "attributes",
+        ["output_attribute", "outputAttribute"],
+        |_| true,
+    )
 }
 
 /// Tag names of a trace-tags configuration; `request_only`: those whose
 /// value exists on request headers.
 fn tag_names(config: &Json, request_only: bool) -> Vec<String> {
-    config["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| {
-            !request_only
-                || !matches!(
-                    t.get("phase").and_then(Json::as_str),
-                    Some("RESPONSE" | "ON_RESPONSE")
-                )
-        })
-        .filter_map(|t| {
-            t.get("name")
-                .or_else(|| t.get("tag"))
-                .and_then(Json::as_str)
-        })
-        .map(str::to_string)
-        .collect()
+    names_in(config, "tags", ["name", "tag"], |t| {
+        !request_only || !response_phase(t.get("phase").and_then(Json::as_str))
+    })
 }
 
 /// Label names of a get-calls configuration (the default metric's when
@@ -163,13 +164,11 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
     let mut out = Vec::new();
     let plugin_header = format!(
         "{} as an Istio WasmPlugin (Istio 1.18+; on 1.30 istiod translates it to a\n\
-         TrafficExtension). The image is oci://{}/{}:{} (scripts/oci-image):\n\
+         TrafficExtension). The image is {} (scripts/oci-image):\n\
          push it to your registry and change url (sha256 stays: it is the image's\n\
          manifest digest).\n{head}",
         f.dir,
-        istio::OCI_REPO,
-        f.dir,
-        b.version
+        b.url()
     );
     out.push(file(
         f.dir,
@@ -265,12 +264,7 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
         };
         if let Some(serde_yaml_ng::Value::Mapping(m)) = section {
             if let Some(serde_yaml_ng::Value::Sequence(tags)) = m.get_mut("tags") {
-                tags.retain(|t| {
-                    !matches!(
-                        t.get("phase").and_then(|p| p.as_str()),
-                        Some("RESPONSE" | "ON_RESPONSE")
-                    )
-                });
+                tags.retain(|t| !response_phase(t.get("phase").and_then(|p| p.as_str())));
             }
             m.insert(yaml::s("header_prefix"), yaml::s("x-trace-tag-"));
         }
@@ -324,20 +318,18 @@ pub fn generate(root: &Path) -> Result<Vec<File>, String> {
     for f in &FILTERS {
         out.extend(filter_files(&built(root, f, &schemas)?)?);
     }
-    let names: Vec<&str> = ["attributegen", "trace_tags", "get_calls"].to_vec();
     let head = "Generated by scripts/manifest-gen: do not edit; run scripts/gen-manifests.sh.";
-    let mut pm = monitoring::podmonitor();
-    pm.header.push(head.to_string());
-    let mut rule = monitoring::prometheusrule(&names);
-    rule.header.push(head.to_string());
-    out.push((
-        PathBuf::from(OUT_DIR).join("monitoring/podmonitor.yaml"),
-        render_all(&[pm])?,
-    ));
-    out.push((
-        PathBuf::from(OUT_DIR).join("monitoring/prometheusrule.yaml"),
-        render_all(&[rule])?,
-    ));
+    let monitoring = [
+        ("podmonitor.yaml", monitoring::podmonitor()),
+        (
+            "prometheusrule.yaml",
+            monitoring::prometheusrule(&["attributegen", "trace_tags", "get_calls"]),
+        ),
+    ];
+    for (name, mut doc) in monitoring {
+        doc.header.push(head.to_string());
+        out.push(file("monitoring", name, &[doc])?);
+    }
     Ok(out)
 }
 

@@ -7,7 +7,7 @@
 use serde_yaml_ng::{Mapping, Value};
 
 /// An ordered mapping from `(key, value)` pairs.
-pub fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub fn map<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     let mut m = Mapping::new();
     for (k, v) in pairs {
         m.insert(Value::String(k.to_string()), v);

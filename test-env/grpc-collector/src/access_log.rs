@@ -4,6 +4,7 @@
 use crate::filter_state;
 use envoy_types::pb::envoy::config::core::v3::RequestMethod;
 use envoy_types::pb::envoy::data::accesslog::v3::{HttpAccessLogEntry, TcpAccessLogEntry};
+use envoy_types::pb::google::protobuf::Any;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,10 +24,7 @@ pub struct Origin {
 /// "custom_tags":{…}, "start_time_ms", "duration_ms"}`. Header, filter-state
 /// and tag maps are sorted by key; empty strings and maps are left out.
 pub fn http_entry(origin: &Origin, e: &HttpAccessLogEntry) -> Value {
-    let mut out = Map::new();
-    out.insert("kind".into(), json!("http"));
-    put_str(&mut out, "node", &origin.node);
-    put_str(&mut out, "log_name", &origin.log_name);
+    let mut out = head("http", origin);
     if let Some(req) = &e.request {
         let method = RequestMethod::try_from(req.request_method)
             .map_or("METHOD_UNSPECIFIED", |m| m.as_str_name());
@@ -52,11 +50,11 @@ pub fn http_entry(origin: &Origin, e: &HttpAccessLogEntry) -> Value {
     if let Some(c) = &e.common_properties {
         put_str(&mut out, "upstream_cluster", &c.upstream_cluster);
         put_str(&mut out, "route_name", &c.route_name);
-        let fs: Map<String, Value> = sorted(&c.filter_state_objects)
-            .into_iter()
-            .map(|(k, v)| (k.clone(), filter_state::decode(v)))
-            .collect();
-        put_map(&mut out, "filter_state", fs);
+        put_map(
+            &mut out,
+            "filter_state",
+            filter_states(&c.filter_state_objects),
+        );
         put_map(&mut out, "custom_tags", string_map(&c.custom_tags));
         if let Some(t) = &c.start_time {
             let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
@@ -73,19 +71,33 @@ pub fn http_entry(origin: &Origin, e: &HttpAccessLogEntry) -> Value {
 /// A TCP entry, briefly: `{"kind":"tcp", "node", "log_name",
 /// "upstream_cluster", "filter_state":{…}}`.
 pub fn tcp_entry(origin: &Origin, e: &TcpAccessLogEntry) -> Value {
-    let mut out = Map::new();
-    out.insert("kind".into(), json!("tcp"));
-    put_str(&mut out, "node", &origin.node);
-    put_str(&mut out, "log_name", &origin.log_name);
+    let mut out = head("tcp", origin);
     if let Some(c) = &e.common_properties {
         put_str(&mut out, "upstream_cluster", &c.upstream_cluster);
-        let fs: Map<String, Value> = sorted(&c.filter_state_objects)
-            .into_iter()
-            .map(|(k, v)| (k.clone(), filter_state::decode(v)))
-            .collect();
-        put_map(&mut out, "filter_state", fs);
+        put_map(
+            &mut out,
+            "filter_state",
+            filter_states(&c.filter_state_objects),
+        );
     }
     Value::Object(out)
+}
+
+/// `{"kind", "node", "log_name"}`: what every entry starts with.
+fn head(kind: &str, origin: &Origin) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("kind".into(), json!(kind));
+    put_str(&mut out, "node", &origin.node);
+    put_str(&mut out, "log_name", &origin.log_name);
+    out
+}
+
+/// The filter-state objects, decoded, sorted by name.
+fn filter_states(objects: &HashMap<String, Any>) -> Map<String, Value> {
+    sorted(objects)
+        .into_iter()
+        .map(|(k, v)| (k.clone(), filter_state::decode(v)))
+        .collect()
 }
 
 fn sorted<V>(m: &HashMap<String, V>) -> BTreeMap<&String, &V> {
@@ -118,7 +130,7 @@ mod tests {
     use envoy_types::pb::envoy::data::accesslog::v3::{
         AccessLogCommon, HttpRequestProperties, HttpResponseProperties,
     };
-    use envoy_types::pb::google::protobuf::{Any, BytesValue, UInt32Value};
+    use envoy_types::pb::google::protobuf::{BytesValue, UInt32Value};
     use prost::Message;
 
     fn origin() -> Origin {

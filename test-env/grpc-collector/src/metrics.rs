@@ -111,8 +111,7 @@ fn one(name: &str, kind: MetricType, m: &Metric) -> Value {
     } else if let Some(u) = &m.untyped {
         out.insert("value".into(), json!(u.value.unwrap_or(0.0)));
     } else if let Some(h) = &m.histogram {
-        out.insert("count".into(), json!(h.sample_count.unwrap_or(0)));
-        out.insert("sum".into(), json!(h.sample_sum.unwrap_or(0.0)));
+        put_count_sum(&mut out, h.sample_count, h.sample_sum);
         let buckets: Vec<Value> = h
             .bucket
             .iter()
@@ -123,8 +122,7 @@ fn one(name: &str, kind: MetricType, m: &Metric) -> Value {
             .collect();
         out.insert("buckets".into(), json!(buckets));
     } else if let Some(s) = &m.summary {
-        out.insert("count".into(), json!(s.sample_count.unwrap_or(0)));
-        out.insert("sum".into(), json!(s.sample_sum.unwrap_or(0.0)));
+        put_count_sum(&mut out, s.sample_count, s.sample_sum);
         let q: Vec<Value> = s
             .quantile
             .iter()
@@ -136,6 +134,12 @@ fn one(name: &str, kind: MetricType, m: &Metric) -> Value {
         out.insert("timestamp_ms".into(), json!(ts));
     }
     Value::Object(out)
+}
+
+/// A histogram's or summary's `"count"` and `"sum"` (0 when unset).
+fn put_count_sum(out: &mut Map<String, Value>, count: Option<u64>, sum: Option<f64>) {
+    out.insert("count".into(), json!(count.unwrap_or(0)));
+    out.insert("sum".into(), json!(sum.unwrap_or(0.0)));
 }
 
 #[cfg(test)]

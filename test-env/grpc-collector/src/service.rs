@@ -4,6 +4,7 @@
 use crate::access_log::{self, Origin};
 use crate::metrics::{self, NameFilter};
 use crate::sink::Sink;
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::AccessLogService;
 use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::LogEntries;
 use envoy_types::pb::envoy::service::accesslog::v3::{
@@ -60,7 +61,7 @@ impl Collector {
     /// (only the first message of a stream has it) and writes every entry.
     pub fn access_log_message(&self, origin: &mut Origin, msg: &StreamAccessLogsMessage) {
         if let Some(id) = &msg.identifier {
-            origin.node = id.node.as_ref().map(|n| n.id.clone()).unwrap_or_default();
+            origin.node = node_id(&id.node);
             origin.log_name = id.log_name.clone();
         }
         let lines: Vec<Value> = match &msg.log_entries {
@@ -88,7 +89,7 @@ impl Collector {
     /// the node and the snapshot's sequence number.
     pub fn metrics_message(&self, node: &mut String, msg: &StreamMetricsMessage) {
         if let Some(id) = &msg.identifier {
-            *node = id.node.as_ref().map(|n| n.id.clone()).unwrap_or_default();
+            *node = node_id(&id.node);
         }
         let snapshot = self.inner.snapshots.fetch_add(1, Ordering::Relaxed) + 1;
         let mut lines = Vec::new();
@@ -114,26 +115,40 @@ impl Collector {
     }
 }
 
+/// The `id` of a stream identifier's node (empty when it has none).
+fn node_id(node: &Option<Node>) -> String {
+    node.as_ref().map(|n| n.id.clone()).unwrap_or_default()
+}
+
+/// Reads a client stream to its end (or its first error, logged), handing
+/// each message to `handle`; `what` names the stream in the log.
+async fn drain<M>(request: Request<Streaming<M>>, what: &str, mut handle: impl FnMut(&M)) {
+    let peer = request.remote_addr();
+    let mut stream = request.into_inner();
+    eprintln!("grpc-collector: {what} stream from {peer:?}");
+    loop {
+        match stream.message().await {
+            Ok(Some(msg)) => handle(&msg),
+            Ok(None) => break,
+            Err(status) => {
+                eprintln!("grpc-collector: {what} stream ended: {status}");
+                break;
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl AccessLogService for Collector {
     async fn stream_access_logs(
         &self,
         request: Request<Streaming<StreamAccessLogsMessage>>,
     ) -> Result<Response<StreamAccessLogsResponse>, Status> {
-        let peer = request.remote_addr();
-        let mut stream = request.into_inner();
         let mut origin = Origin::default();
-        eprintln!("grpc-collector: access-log stream from {peer:?}");
-        loop {
-            match stream.message().await {
-                Ok(Some(msg)) => self.access_log_message(&mut origin, &msg),
-                Ok(None) => break,
-                Err(status) => {
-                    eprintln!("grpc-collector: access-log stream ended: {status}");
-                    break;
-                }
-            }
-        }
+        drain(request, "access-log", |msg| {
+            self.access_log_message(&mut origin, msg)
+        })
+        .await;
         Ok(Response::new(StreamAccessLogsResponse {}))
     }
 }
@@ -144,20 +159,11 @@ impl MetricsService for Collector {
         &self,
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
-        let peer = request.remote_addr();
-        let mut stream = request.into_inner();
         let mut node = String::new();
-        eprintln!("grpc-collector: metrics stream from {peer:?}");
-        loop {
-            match stream.message().await {
-                Ok(Some(msg)) => self.metrics_message(&mut node, &msg),
-                Ok(None) => break,
-                Err(status) => {
-                    eprintln!("grpc-collector: metrics stream ended: {status}");
-                    break;
-                }
-            }
-        }
+        drain(request, "metrics", |msg| {
+            self.metrics_message(&mut node, msg)
+        })
+        .await;
         Ok(Response::new(StreamMetricsResponse {}))
     }
 }
@@ -166,7 +172,6 @@ impl MetricsService for Collector {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::config::core::v3::Node;
     use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
     use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
         HttpAccessLogEntries, Identifier,

@@ -294,11 +294,7 @@ impl Envoy {
 
     /// Every access-log entry so far.
     pub fn access_log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir().join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::process::read_json_lines(&self.dir().join("access.log"))
     }
 
     /// Waits for the access-log entry of this response (by `x-test-id`).

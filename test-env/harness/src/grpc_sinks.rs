@@ -4,11 +4,12 @@
 //! [`GrpcCollector`], which runs the real `grpc-collector` process (it can be
 //! killed and restarted on the same port and output directory).
 
+use crate::process::poll;
 use crate::{err, HarnessError, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The counters of Envoy's gRPC access loggers (all loggers of an Envoy
 /// together), verified on Envoy 1.40: entries accepted by the logger (also
@@ -189,19 +190,24 @@ impl GrpcCollector {
         let mut child = cmd
             .spawn()
             .map_err(|e| HarnessError(format!("cannot run {}: {e}", self.bin.display())))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let port = self.port;
+        let ready = poll(Duration::from_secs(10), Duration::from_millis(20), || {
             if let Ok(Some(status)) = child.try_wait() {
-                return err(format!("grpc-collector exited ({status}):\n{}", self.log()));
+                return Some(Err(status));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                break;
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()
+                .then_some(Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => {}
+            Some(Err(status)) => {
+                return err(format!("grpc-collector exited ({status}):\n{}", self.log()))
             }
-            if Instant::now() > deadline {
+            None => {
                 let _ = child.kill();
                 return err(format!("grpc-collector not listening:\n{}", self.log()));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
         self.child = Some(child);
         Ok(())
@@ -214,13 +220,13 @@ impl GrpcCollector {
 
     /// Every access-log entry received so far (across restarts).
     pub fn access_logs(&self) -> Vec<Value> {
-        read_lines(&self.dir().join("access-logs.jsonl"))
+        crate::process::read_json_lines(&self.dir().join("access-logs.jsonl"))
     }
 
     /// Every metric series received so far (across restarts), one per
     /// series and snapshot.
     pub fn metrics(&self) -> Vec<Value> {
-        read_lines(&self.dir().join("metrics.jsonl"))
+        crate::process::read_json_lines(&self.dir().join("metrics.jsonl"))
     }
 
     /// Waits until `done` holds for the access-log entries received so far
@@ -256,32 +262,24 @@ impl Drop for GrpcCollector {
     }
 }
 
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn wait(
     timeout: Duration,
     read: impl Fn() -> Vec<Value>,
     done: impl Fn(&[Value]) -> bool,
     what: &str,
 ) -> Result<Vec<Value>> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let mut received = 0;
+    poll(timeout, Duration::from_millis(25), || {
         let got = read();
         if done(&got) {
-            return Ok(got);
+            return Some(got);
         }
-        if Instant::now() > deadline {
-            return err(format!(
-                "condition on {what} not met after {timeout:?} ({} received)",
-                got.len()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+        received = got.len();
+        None
+    })
+    .ok_or_else(|| {
+        HarnessError(format!(
+            "condition on {what} not met after {timeout:?} ({received} received)"
+        ))
+    })
 }

@@ -12,12 +12,13 @@
 //! ```
 
 use crate::envoy::Envoy;
+use crate::process::poll;
 use crate::{err, free_port, HarnessError, Result};
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A Prometheus server on a free port with its own temp dir, stopped on drop.
 pub struct Prometheus {
@@ -108,24 +109,24 @@ impl Prometheus {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let ready = poll(timeout, Duration::from_millis(50), || {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return err(format!(
-                    "Prometheus exited during start-up ({status}):\n{}",
-                    self.log()
-                ));
+                return Some(Err(status));
             }
-            if self.get("/-/ready").is_ok_and(|(code, _)| code == 200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return err(format!(
-                    "Prometheus not ready after {timeout:?}:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            self.get("/-/ready")
+                .is_ok_and(|(code, _)| code == 200)
+                .then_some(Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => Ok(()),
+            Some(Err(status)) => err(format!(
+                "Prometheus exited during start-up ({status}):\n{}",
+                self.log()
+            )),
+            None => err(format!(
+                "Prometheus not ready after {timeout:?}:\n{}",
+                self.log()
+            )),
         }
     }
 
@@ -178,20 +179,23 @@ impl Prometheus {
         timeout: Duration,
         done: impl Fn(&[Value]) -> bool,
     ) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let result = self.query(promql)?;
-            if done(&result) {
-                return Ok(result);
+        let mut last = Vec::new();
+        poll(timeout, Duration::from_millis(200), || {
+            match self.query(promql) {
+                Ok(result) if done(&result) => Some(Ok(result)),
+                Ok(result) => {
+                    last = result;
+                    None
+                }
+                Err(e) => Some(Err(e)),
             }
-            if Instant::now() > deadline {
-                return err(format!(
-                    "query {promql}: not as expected after {timeout:?}: {result:?}\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        })
+        .unwrap_or_else(|| {
+            err(format!(
+                "query {promql}: not as expected after {timeout:?}: {last:?}\n{}",
+                self.log()
+            ))
+        })
     }
 
     /// The scrape targets (`/api/v1/targets`): `data.activeTargets`, each
@@ -221,4 +225,25 @@ pub fn sample(result: &Value) -> (serde_json::Map<String, Value>, f64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     (labels, value)
+}
+
+/// `name{labels} value` lines of one family in Envoy's Prometheus output,
+/// as (labels, value). Asserts each line is well-formed on the way.
+pub fn family(text: &str, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    let line_re = |l: &str| -> Option<(std::collections::BTreeMap<String, String>, f64)> {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (labels, value) = rest.split_once("} ")?;
+        let mut map = std::collections::BTreeMap::new();
+        if !labels.is_empty() {
+            for kv in labels.split("\",") {
+                let (k, v) = kv.split_once("=\"")?;
+                map.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+        }
+        Some((map, value.parse().ok()?))
+    };
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| line_re(l).unwrap_or_else(|| panic!("malformed line {l:?}")))
+        .collect()
 }

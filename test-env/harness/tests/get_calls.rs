@@ -3,6 +3,7 @@
 //! series cap, a histogram, configuration errors, and a real Prometheus
 //! scraping `/stats/prometheus` and answering PromQL.
 
+use envoy_harness::prometheus::family;
 use envoy_harness::prometheus::sample;
 use envoy_harness::{Envoy, EnvoyBuilder, Prometheus, Wasm};
 use serde_json::{json, Value};
@@ -87,27 +88,6 @@ fn send_all(envoy: &Envoy, plan: &[(&str, String, u16, usize)], threads: usize) 
             });
         }
     });
-}
-
-/// `name{labels} value` lines of one family in Envoy's Prometheus output,
-/// as (labels, value). Asserts each line is well-formed on the way.
-fn family(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    let line_re = |l: &str| -> Option<(BTreeMap<String, String>, f64)> {
-        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
-        let (labels, value) = rest.split_once("} ")?;
-        let mut map = BTreeMap::new();
-        if !labels.is_empty() {
-            for kv in labels.split("\",") {
-                let (k, v) = kv.split_once("=\"")?;
-                map.insert(k.to_string(), v.trim_end_matches('"').to_string());
-            }
-        }
-        Some((map, value.parse().ok()?))
-    };
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .map(|l| line_re(l).unwrap_or_else(|| panic!("malformed line {l:?}")))
-        .collect()
 }
 
 fn worker_connections(envoy: &Envoy) -> Vec<u64> {

@@ -13,6 +13,7 @@
 )]
 
 use envoy_harness::grpc_sinks::{self, GrpcCollector, LOGS_DROPPED, LOGS_WRITTEN};
+use envoy_harness::process::poll;
 use envoy_harness::{Envoy, EnvoyBuilder, Wasm};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -56,17 +57,21 @@ fn stat(envoy: &Envoy, name: &str) -> u64 {
     envoy.stat(name).unwrap().unwrap_or(0)
 }
 
+/// Polls `cond` every 25 ms for up to 10 s: whether it came to hold.
+fn within_10s(mut cond: impl FnMut() -> bool) -> bool {
+    poll(Duration::from_secs(10), Duration::from_millis(25), || {
+        cond().then_some(())
+    })
+    .is_some()
+}
+
 /// Waits until an Envoy counter reaches `n`.
 fn wait_counter(envoy: &Envoy, name: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stat(envoy, name) < n {
-        assert!(
-            Instant::now() < deadline,
-            "{name} stays at {} < {n}",
-            stat(envoy, name)
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    assert!(
+        within_10s(|| stat(envoy, name) >= n),
+        "{name} stays at {} < {n}",
+        stat(envoy, name)
+    );
 }
 
 /// Sends a mix of requests: with an operation id (ListBooks, GetBook) and
@@ -170,16 +175,13 @@ fn collector_restart_loses_only_entries_sent_while_it_was_down() {
     wait_counter(&envoy, CONNECT_FAIL, fails0 + 1);
     wait_counter(&envoy, STREAMS_FAILED, streams0 + 1);
     // No stream to the collector is left pending with entries in it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stat(&envoy, "cluster.grpc_collector.upstream_rq_active") > 0
-        || stat(&envoy, "cluster.grpc_collector.upstream_rq_pending_active") > 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a stream to the collector stays open"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    assert!(
+        within_10s(|| {
+            stat(&envoy, "cluster.grpc_collector.upstream_rq_active") == 0
+                && stat(&envoy, "cluster.grpc_collector.upstream_rq_pending_active") == 0
+        }),
+        "a stream to the collector stays open"
+    );
 
     // Up again, same port: Envoy reconnects on a later flush. Probe until an
     // entry arrives; from then on, everything must arrive.
@@ -210,7 +212,12 @@ fn collector_restart_loses_only_entries_sent_while_it_was_down() {
         })
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let entries = collector.access_logs().max_by_len(entries);
+    let now = collector.access_logs();
+    let entries = if now.len() >= entries.len() {
+        now
+    } else {
+        entries
+    };
     assert_exactly_once(&entries, &before);
     assert_exactly_once(&entries, &after);
     let got = by_test_id(&entries);
@@ -266,38 +273,6 @@ fn collector_restart_loses_only_entries_sent_while_it_was_down() {
     );
 }
 
-trait MaxByLen {
-    fn max_by_len(self, other: Vec<Value>) -> Vec<Value>;
-}
-
-impl MaxByLen for Vec<Value> {
-    fn max_by_len(self, other: Vec<Value>) -> Vec<Value> {
-        if self.len() >= other.len() {
-            self
-        } else {
-            other
-        }
-    }
-}
-
-/// `name{labels} value` samples of one family in Envoy's Prometheus output.
-fn prometheus_family(text: &str, name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
-    let mut out = BTreeMap::new();
-    for l in text.lines() {
-        let Some(rest) = l.strip_prefix(name).and_then(|r| r.strip_prefix('{')) else {
-            continue;
-        };
-        let (labels, value) = rest.split_once("} ").unwrap();
-        let mut map = BTreeMap::new();
-        for kv in labels.split("\",").filter(|kv| !kv.is_empty()) {
-            let (k, v) = kv.split_once("=\"").unwrap();
-            map.insert(k.to_string(), v.trim_end_matches('"').to_string());
-        }
-        out.insert(map, value.parse().unwrap());
-    }
-    out
-}
-
 /// The series of `name` in the newest snapshot that has them.
 fn latest_series(metrics: &[Value], name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
     let snapshot = metrics
@@ -349,7 +324,9 @@ fn metrics_stream_carries_get_calls_with_the_counts_prometheus_shows() {
         }
     }
     envoy.request("POST", "/books").send().unwrap();
-    let prom = prometheus_family(&envoy.prometheus().unwrap(), "istio_get_calls");
+    let prom = envoy_harness::prometheus::family(&envoy.prometheus().unwrap(), "istio_get_calls")
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
     let label = |op: &str, code: &str| -> BTreeMap<String, String> {
         [
             ("destination_service", "upstream"),
@@ -543,9 +520,8 @@ fn stalled_collector_shows_in_logs_dropped() {
 
 /// Waits until every request is accounted for as written or dropped.
 fn wait_counter_sum(envoy: &Envoy, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stat(envoy, LOGS_WRITTEN) + stat(envoy, LOGS_DROPPED) < n {
-        assert!(Instant::now() < deadline, "written + dropped < {n}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    assert!(
+        within_10s(|| stat(envoy, LOGS_WRITTEN) + stat(envoy, LOGS_DROPPED) >= n),
+        "written + dropped < {n}"
+    );
 }

@@ -175,16 +175,14 @@ fn telemetry_metric_fields(mut b: EnvoyBuilder, telemetry: &Value) -> EnvoyBuild
 
 /// The tag extractors istiod adds for `extraStatTags`, plus Istio's fixed
 /// `wasm_filter` extractor (`tools/packaging/common/envoy_bootstrap.json`).
-fn istio_stats_tags(mut b: EnvoyBuilder, mesh_config: Option<&Value>) -> EnvoyBuilder {
-    if let Some(m) = mesh_config {
-        for t in m["spec"]["meshConfig"]["defaultConfig"]["extraStatTags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let t = t.as_str().unwrap();
-            b = b.stats_tag(t, &format!("({t}=\\.=(.*?);\\.;)"));
-        }
+fn istio_stats_tags(mut b: EnvoyBuilder, mesh_config: &Value) -> EnvoyBuilder {
+    for t in mesh_config["spec"]["meshConfig"]["defaultConfig"]["extraStatTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let t = t.as_str().unwrap();
+        b = b.stats_tag(t, &format!("({t}=\\.=(.*?);\\.;)"));
     }
     b.stats_tag("wasm_filter", "(wasm_filter\\.(.+?)\\.)")
 }
@@ -259,6 +257,26 @@ fn assert_outputs(envoy: &Envoy, collector: &Collector, what: &str, headers_vari
     }
 }
 
+/// An Envoy with `filters` deployed from the manifest folders `dirs` (one:
+/// the bundle's; else the three filters'): the mesh config's stat tags, the
+/// metrics Telemetry's fields, the access-log fields, and tracing with
+/// `custom_tags` to `collector`.
+fn deploy(filters: Vec<Value>, dirs: &[&str], custom_tags: Value, collector: &Collector) -> Envoy {
+    let (mesh, metrics) = match dirs {
+        [one] => (*one, *one),
+        _ => ("get-calls", "attributegen"),
+    };
+    let mut b = Envoy::builder();
+    for f in filters {
+        b = b.filter(f);
+    }
+    b = istio_stats_tags(log_fields(b), &manifest(mesh, "mesh-config.yaml"));
+    b = telemetry_metric_fields(b, &manifest(metrics, "telemetry.yaml"));
+    b.zipkin_tracing(collector.port(), custom_tags)
+        .start()
+        .unwrap()
+}
+
 fn wasmplugin_case(plugins: &[(&str, &str)], telemetry: (&str, &str), headers_variant: bool) {
     let mut translated: Vec<(u8, i64, Value)> = plugins
         .iter()
@@ -267,30 +285,13 @@ fn wasmplugin_case(plugins: &[(&str, &str)], telemetry: (&str, &str), headers_va
     // istiod: by phase, then higher priority first.
     translated.sort_by_key(|(phase, priority, _)| (*phase, -priority));
     let collector = Collector::start().unwrap();
-    let mut b = Envoy::builder();
-    for (.., f) in &translated {
-        b = b.filter(f.clone());
-    }
-    let mesh = manifest(
-        if plugins.len() == 1 {
-            plugins[0].0
-        } else {
-            "get-calls"
-        },
-        "mesh-config.yaml",
-    );
-    b = istio_stats_tags(log_fields(b), Some(&mesh));
-    let metrics_telemetry = if plugins.len() == 1 {
-        manifest(plugins[0].0, "telemetry.yaml")
-    } else {
-        manifest("attributegen", "telemetry.yaml")
-    };
-    b = telemetry_metric_fields(b, &metrics_telemetry);
-    b = b.zipkin_tracing(
-        collector.port(),
+    let dirs: Vec<&str> = plugins.iter().map(|(dir, _)| *dir).collect();
+    let envoy = deploy(
+        translated.into_iter().map(|(.., f)| f).collect(),
+        &dirs,
         telemetry_custom_tags(&manifest(telemetry.0, telemetry.1)),
+        &collector,
     );
-    let envoy = b.start().unwrap();
     let what = format!("{plugins:?}");
     assert_outputs(&envoy, &collector, &what, headers_variant);
 }
@@ -434,27 +435,7 @@ fn envoyfilter_case(dirs: &[&str], typed_struct: bool) {
         .collect();
     let (http, tags) = splice_envoyfilters(efs, ecds.path(), typed_struct);
     let collector = Collector::start().unwrap();
-    let mut b = Envoy::builder();
-    for f in http {
-        b = b.filter(f);
-    }
-    let mesh = manifest(
-        if dirs.len() == 1 {
-            dirs[0]
-        } else {
-            "get-calls"
-        },
-        "mesh-config.yaml",
-    );
-    b = istio_stats_tags(log_fields(b), Some(&mesh));
-    let metrics_telemetry = if dirs.len() == 1 {
-        manifest(dirs[0], "telemetry.yaml")
-    } else {
-        manifest("attributegen", "telemetry.yaml")
-    };
-    b = telemetry_metric_fields(b, &metrics_telemetry);
-    b = b.zipkin_tracing(collector.port(), Value::Array(tags));
-    let envoy = b.start().unwrap();
+    let envoy = deploy(http, dirs, Value::Array(tags), &collector);
     let what = format!("EnvoyFilter {dirs:?} (TypedStruct: {typed_struct})");
     assert_outputs(&envoy, &collector, &what, false);
     // The filters came over ECDS.

@@ -9,7 +9,7 @@
 //! 5-minute windows are shortened to 5 seconds.
 
 use envoy_harness::paths::workspace_root;
-use envoy_harness::{Envoy, Prometheus, Wasm};
+use envoy_harness::{Envoy, HttpFilter, Prometheus, Wasm};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -56,24 +56,31 @@ fn promtool_accepts_the_rules() {
     assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
 }
 
+/// An Envoy with `filter`, its stats tagged by Istio's `wasm_filter`
+/// extractor, and a Prometheus scraping it.
+fn scraped(filter: impl Into<HttpFilter>) -> (Envoy, Prometheus) {
+    let envoy = Envoy::builder()
+        .filter(filter)
+        .stats_tag("wasm_filter", WASM_FILTER_TAG)
+        .start()
+        .unwrap();
+    let prom = Prometheus::scrape(&envoy).unwrap();
+    (envoy, prom)
+}
+
 fn send(envoy: &Envoy, n: usize) {
     for _ in 0..n {
         assert_eq!(envoy.get("/books").unwrap().status, 200);
     }
 }
 
-/// Sends traffic while waiting for `promql` to give a result `done` accepts.
-fn wait_with_traffic(
-    envoy: &Envoy,
-    prom: &Prometheus,
-    promql: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
+/// Sends traffic while waiting for `promql` to give a non-empty result.
+fn wait_with_traffic(envoy: &Envoy, prom: &Prometheus, promql: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         send(envoy, 3);
         let r = prom.query(promql).unwrap();
-        if done(&r) {
+        if !r.is_empty() {
             return r;
         }
         assert!(Instant::now() < deadline, "{promql}: {r:?}\n{}", prom.log());
@@ -81,18 +88,20 @@ fn wait_with_traffic(
     }
 }
 
+/// Once `ready` has a result (the series the alert reads are scraped),
+/// `alert` has none.
+fn assert_quiet(envoy: &Envoy, prom: &Prometheus, ready: &str, alert: &str, what: &str) {
+    wait_with_traffic(envoy, prom, ready);
+    assert!(prom.query(alert).unwrap().is_empty(), "{what}");
+}
+
 #[test]
 fn skipped_alert_fires_after_a_vm_failure() {
-    let envoy = Envoy::builder()
-        .filter(
-            Wasm::fault_injecting("attributegen")
-                .config(CONFIG)
-                .failure_policy("FAIL_OPEN"),
-        )
-        .stats_tag("wasm_filter", WASM_FILTER_TAG)
-        .start()
-        .unwrap();
-    let prom = Prometheus::scrape(&envoy).unwrap();
+    let (envoy, prom) = scraped(
+        Wasm::fault_injecting("attributegen")
+            .config(CONFIG)
+            .failure_policy("FAIL_OPEN"),
+    );
     let alert = expr("WasmTelemetryFilterSkipped")
         .replace("[5m]", "[5s]")
         .replace(
@@ -100,15 +109,12 @@ fn skipped_alert_fires_after_a_vm_failure() {
             "envoy_http_downstream_rq_total",
         );
     // Healthy: the heartbeat grows with the traffic, no alert.
-    wait_with_traffic(
+    assert_quiet(
         &envoy,
         &prom,
         "rate(requests_total{wasm_filter=\"attributegen\"}[5s]) > 0",
-        |r| !r.is_empty(),
-    );
-    assert!(
-        prom.query(&alert).unwrap().is_empty(),
-        "alert while healthy"
+        &alert,
+        "alert while healthy",
     );
     // The VM traps: that request fails, the filter is skipped from then on.
     let resp = envoy
@@ -117,7 +123,7 @@ fn skipped_alert_fires_after_a_vm_failure() {
         .send()
         .unwrap();
     assert_eq!(resp.status, 503);
-    let fired = wait_with_traffic(&envoy, &prom, &alert, |r| !r.is_empty());
+    let fired = wait_with_traffic(&envoy, &prom, &alert);
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!(
         fired[0]["metric"]["wasm_filter"], "attributegen",
@@ -127,33 +133,21 @@ fn skipped_alert_fires_after_a_vm_failure() {
 
 #[test]
 fn config_alert_fires_for_a_proxy_started_with_a_bad_configuration() {
-    let envoy = Envoy::builder()
-        .filter(Wasm::new("attributegen").config(r#"{"attributes":[{"phase":"LATER"}]}"#))
-        .stats_tag("wasm_filter", WASM_FILTER_TAG)
-        .start()
-        .unwrap();
-    let prom = Prometheus::scrape(&envoy).unwrap();
+    let (envoy, prom) =
+        scraped(Wasm::new("attributegen").config(r#"{"attributes":[{"phase":"LATER"}]}"#));
     let alert = expr("WasmTelemetryFilterConfigRejected");
-    let fired = wait_with_traffic(&envoy, &prom, &alert, |r| !r.is_empty());
+    let fired = wait_with_traffic(&envoy, &prom, &alert);
     assert_eq!(
         fired[0]["metric"]["wasm_filter"], "attributegen",
         "{fired:?}"
     );
     // A good proxy does not fire.
-    let good = Envoy::builder()
-        .filter(Wasm::new("attributegen").config(CONFIG))
-        .stats_tag("wasm_filter", WASM_FILTER_TAG)
-        .start()
-        .unwrap();
-    let prom = Prometheus::scrape(&good).unwrap();
-    wait_with_traffic(
+    let (good, prom) = scraped(Wasm::new("attributegen").config(CONFIG));
+    assert_quiet(
         &good,
         &prom,
         "type_config_error_count{wasm_filter=\"attributegen\"}",
-        |r| !r.is_empty(),
-    );
-    assert!(
-        prom.query(&alert).unwrap().is_empty(),
-        "alert for a good configuration"
+        &alert,
+        "alert for a good configuration",
     );
 }

@@ -2,6 +2,7 @@
 //! read from the host.
 
 use crate::host::Host;
+use crate::view;
 
 /// CEL type of an attribute's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,8 @@ pub enum Source {
         property: &'static str,
         cut_query: bool,
     },
-    /// `get_property` of this path, which resolves it exactly as CEL does.
+    /// `get_property` of this path (at most [`MAX_SEGMENTS`] long), which
+    /// resolves it exactly as CEL does.
     Property(Vec<String>),
 }
 
@@ -36,6 +38,9 @@ pub struct Attribute {
     /// Where it is read.
     pub source: Source,
 }
+
+/// Longest property path read: `request.headers.<name>`.
+const MAX_SEGMENTS: usize = 3;
 
 /// String attributes read with `get_property`.
 const STRINGS: [&str; 13] = [
@@ -155,23 +160,19 @@ pub fn read<H: Host + ?Sized>(source: &Source, host: &H) -> Option<Vec<u8>> {
             property,
             cut_query,
         } => {
-            let raw = match host.request_header(name) {
-                Ok(Some(v)) => Some(v),
-                _ => host.property(&["request", property]).ok().flatten(),
-            }?;
+            let mut raw = view::header_or_property(host, name, property)?;
             if *cut_query {
-                let end = raw
-                    .iter()
-                    .position(|b| *b == b'?' || *b == b'#')
-                    .unwrap_or(raw.len());
-                Some(raw.get(..end).unwrap_or_default().to_vec())
-            } else {
-                Some(raw)
+                raw.truncate(view::without_query(&raw).len());
             }
+            Some(raw)
         }
         Source::Property(path) => {
-            let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            host.property(&path).ok().flatten()
+            // The path as `&[&str]` on the stack: no allocation per read.
+            let mut segments = [""; MAX_SEGMENTS];
+            for (segment, s) in segments.iter_mut().zip(path) {
+                *segment = s.as_str();
+            }
+            host.property(segments.get(..path.len())?).ok().flatten()
         }
     }
 }

@@ -69,12 +69,12 @@ fn node(e: &IdedExpr) -> Option<Node> {
     }
 }
 
-fn literal(lit: &Literal) -> Option<Val> {
+fn literal(lit: &Literal) -> Option<Val<'static>> {
     Some(match lit {
         Literal::Boolean(b) => Val::Bool(*b),
         Literal::Int(n) => Val::Int(*n),
-        Literal::String(s) => Val::Str(s.clone().into_bytes()),
-        Literal::Bytes(b) => Val::Bytes(b.clone()),
+        Literal::String(s) => Val::Str(s.clone().into_bytes().into()),
+        Literal::Bytes(b) => Val::Bytes(b.clone().into()),
         _ => return None,
     })
 }

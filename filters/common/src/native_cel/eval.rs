@@ -4,27 +4,39 @@
 use super::attributes::{self, Attribute, Kind};
 use super::pattern::Pattern;
 use crate::host::Host;
+use std::borrow::Cow;
 
-/// A CEL value of the supported subset.
+/// A CEL value of the supported subset. Strings and bytes borrow the
+/// compiled literals they come from, so evaluating one copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Val {
+pub enum Val<'n> {
     /// bool
     Bool(bool),
     /// int
     Int(i64),
     /// string (kept as bytes: CEL compares strings bytewise)
-    Str(Vec<u8>),
+    Str(Cow<'n, [u8]>),
     /// bytes
-    Bytes(Vec<u8>),
+    Bytes(Cow<'n, [u8]>),
 }
 
-impl Val {
+impl Val<'_> {
     /// Envoy's serialization of the value.
     pub fn serialize(self) -> Vec<u8> {
         match self {
             Val::Bool(b) => vec![u8::from(b)],
             Val::Int(n) => n.to_le_bytes().to_vec(),
-            Val::Str(s) | Val::Bytes(s) => s,
+            Val::Str(s) | Val::Bytes(s) => s.into_owned(),
+        }
+    }
+
+    /// A literal of the compiled form, borrowed.
+    fn borrowed(&self) -> Val<'_> {
+        match self {
+            Val::Bool(b) => Val::Bool(*b),
+            Val::Int(n) => Val::Int(*n),
+            Val::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Val::Bytes(b) => Val::Bytes(Cow::Borrowed(b)),
         }
     }
 }
@@ -60,7 +72,7 @@ pub enum StrFn {
 /// A compiled expression.
 #[derive(Debug)]
 pub enum Node {
-    Lit(Val),
+    Lit(Val<'static>),
     Attr(Attribute),
     Not(Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -73,17 +85,17 @@ pub enum Node {
     Str(StrFn, Box<Node>, Box<Node>),
 }
 
-type Res = Result<Val, Fail>;
+type Res<'n> = Result<Val<'n>, Fail>;
 
 /// Evaluates `node`, reading attributes through `host`.
-pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
+pub fn eval<'n, H: Host + ?Sized>(node: &'n Node, host: &H) -> Res<'n> {
     match node {
-        Node::Lit(v) => Ok(v.clone()),
+        Node::Lit(v) => Ok(v.borrowed()),
         Node::Attr(a) => {
             let raw = attributes::read(&a.source, host).ok_or(Fail::Error)?;
             match a.kind {
-                Kind::Str => Ok(Val::Str(raw)),
-                Kind::Bytes => Ok(Val::Bytes(raw)),
+                Kind::Str => Ok(Val::Str(raw.into())),
+                Kind::Bytes => Ok(Val::Bytes(raw.into())),
                 Kind::Int => <[u8; 8]>::try_from(raw.as_slice())
                     .map(|b| Val::Int(i64::from_le_bytes(b)))
                     .map_err(|_| Fail::Fallback),
@@ -122,17 +134,17 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
         Node::Add(l, r) => match (eval(l, host)?, eval(r, host)?) {
             (Val::Int(a), Val::Int(b)) => a.checked_add(b).map(Val::Int).ok_or(Fail::Error),
             (Val::Str(mut a), Val::Str(b)) => {
-                a.extend_from_slice(&b);
+                a.to_mut().extend_from_slice(&b);
                 Ok(Val::Str(a))
             }
             (Val::Bytes(mut a), Val::Bytes(b)) => {
-                a.extend_from_slice(&b);
+                a.to_mut().extend_from_slice(&b);
                 Ok(Val::Bytes(a))
             }
             _ => Err(Fail::Error), // no matching overload
         },
         Node::ToString(x) => match eval(x, host)? {
-            Val::Int(n) => Ok(Val::Str(n.to_string().into_bytes())),
+            Val::Int(n) => Ok(Val::Str(n.to_string().into_bytes().into())),
             Val::Str(s) => Ok(Val::Str(s)),
             Val::Bytes(b) if std::str::from_utf8(&b).is_ok() => Ok(Val::Str(b)),
             _ => Err(Fail::Fallback),
@@ -145,7 +157,7 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
             (Val::Str(s), Val::Str(a)) => Ok(Val::Bool(match f {
                 StrFn::StartsWith => s.starts_with(&a),
                 StrFn::EndsWith => s.ends_with(&a),
-                StrFn::Contains => a.is_empty() || s.windows(a.len()).any(|w| w == a.as_slice()),
+                StrFn::Contains => a.is_empty() || s.windows(a.len()).any(|w| w == &*a),
             })),
             _ => Err(Fail::Error),
         },
@@ -155,7 +167,7 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
 /// `&&` (`absorb` false) and `||` (`absorb` true) as CEL defines them: the
 /// absorbing value on either side wins even over an error on the other;
 /// otherwise an error or a non-bool operand is an error.
-fn logic<H: Host + ?Sized>(l: &Node, r: &Node, host: &H, absorb: bool) -> Res {
+fn logic<'n, H: Host + ?Sized>(l: &'n Node, r: &'n Node, host: &H, absorb: bool) -> Res<'n> {
     let a = eval(l, host);
     if a == Ok(Val::Bool(absorb)) {
         return Ok(Val::Bool(absorb));

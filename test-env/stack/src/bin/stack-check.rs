@@ -369,12 +369,7 @@ fn access_log(
     let mut got: BTreeMap<String, u64> = BTreeMap::new();
     let mut missing_traces = 0;
     let mut lines = 0;
-    for line in text.lines() {
-        // Docker's log may prefix or mix in other lines; keep the JSON ones.
-        let Some(at) = line.find("{\"") else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(line.get(at..).unwrap_or("")) else {
-            continue;
-        };
+    for v in json_lines(&text) {
         if v.get("operation").is_none() {
             continue;
         }
@@ -408,11 +403,7 @@ fn access_log(
 fn grpc_access_log(path: &str, tally: &Tally) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let mut got: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    for line in text.lines() {
-        let Some(at) = line.find("{\"") else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(line.get(at..).unwrap_or("")) else {
-            continue;
-        };
+    for v in json_lines(&text) {
         if v["kind"] != "http" {
             continue;
         }
@@ -436,6 +427,15 @@ fn grpc_access_log(path: &str, tally: &Tally) -> Result<String, String> {
         ));
     }
     Ok(format!("{} entries", got.values().sum::<u64>()))
+}
+
+/// The JSON objects of a log, one a line; Docker's log may prefix them or
+/// mix in other lines, which are skipped.
+fn json_lines(text: &str) -> impl Iterator<Item = Value> + '_ {
+    text.lines().filter_map(|line| {
+        let at = line.find("{\"")?;
+        serde_json::from_str(line.get(at..)?).ok()
+    })
 }
 
 fn dashboard(path: &str) -> Result<Value, String> {
