@@ -1,32 +1,30 @@
-//! From `cel-parser`'s AST to the native form, or `None` when any node is
-//! outside the supported subset.
+//! From the parsed subset ([`super::parse`]) to the native form, or `None`
+//! when any node is outside what the evaluator supports.
 
 use super::attributes;
 use super::eval::{Cmp, Node, StrFn, Val};
+use super::parse::{parse, Ast, Op};
 use super::pattern::Pattern;
 use super::Native;
-use cel_parser::ast::{operators, CallExpr, Expr, IdedExpr};
-use cel_parser::reference::Val as Literal;
 
 /// Longest source compiled natively, deepest bracket nesting and most binary
 /// operator characters: configuration conditions are short, and these bound
-/// the recursion of the parser and of the evaluator on the module's 1 MiB
-/// stack (anything larger is left to Envoy).
+/// the recursion of the evaluator (a chain of operators is a deep tree) on
+/// the module's 1 MiB stack (anything larger is left to Envoy).
 const MAX_SOURCE: usize = 1024;
 const MAX_NESTING: usize = 24;
 const MAX_OPERATORS: usize = 128;
 
 /// Compiles `source` to the native form when it is in the supported subset.
 ///
-/// Call it only with a source Envoy's CEL accepted (as [`crate::cel::compile`]
-/// does): the parser's error recovery can panic on some invalid inputs, and
-/// a valid one (the same CEL grammar as Envoy's) never reaches it.
+/// [`crate::cel::compile`] calls it only with a source Envoy's CEL accepted,
+/// so the result agrees with Envoy's reading of the text; on any other input
+/// it still never panics.
 pub fn compile(source: &str) -> Option<Native> {
     if source.len() > MAX_SOURCE || !shallow(source) {
         return None;
     }
-    let ast = cel_parser::Parser::new().parse(source).ok()?;
-    node(&ast).map(Native)
+    node(&parse(source)?).map(Native)
 }
 
 /// Bracket nesting and operator count within the limits (counted over the
@@ -51,11 +49,14 @@ fn shallow(source: &str) -> bool {
     deepest <= MAX_NESTING && operators <= MAX_OPERATORS
 }
 
-fn node(e: &IdedExpr) -> Option<Node> {
-    match &e.expr {
-        Expr::Literal(lit) => literal(lit).map(Node::Lit),
-        Expr::Ident(name) => attributes::filter_state(name).map(Node::Attr),
-        Expr::Select(s) if !s.test => {
+fn node(e: &Ast) -> Option<Node> {
+    match e {
+        Ast::Bool(b) => Some(Node::Lit(Val::Bool(*b))),
+        Ast::Int(n) => Some(Node::Lit(Val::Int(*n))),
+        Ast::Str(s) => Some(Node::Lit(Val::Str(s.clone().into_bytes().into()))),
+        Ast::Bytes(b) => Some(Node::Lit(Val::Bytes(b.clone().into()))),
+        Ast::Ident(name) => attributes::filter_state(name).map(Node::Attr),
+        Ast::Select(..) => {
             let path = select_path(e)?;
             match path.as_slice() {
                 [map, headers, key] if *headers == "headers" => {
@@ -64,109 +65,71 @@ fn node(e: &IdedExpr) -> Option<Node> {
                 _ => attributes::lookup(&path).map(Node::Attr),
             }
         }
-        Expr::Call(c) => call(c),
-        _ => None,
+        Ast::Index(map, key) => {
+            let path = select_path(map)?;
+            match (path.as_slice(), &**key) {
+                ([map, headers], Ast::Str(key)) if *headers == "headers" => {
+                    attributes::header_map(map, key).map(Node::Attr)
+                }
+                _ => None,
+            }
+        }
+        Ast::Call(target, name, args) => call(target.as_deref(), name, args),
+        Ast::Not(x) => Some(Node::Not(boxed(x)?)),
+        Ast::Cond(c, a, b) => Some(Node::Cond(boxed(c)?, boxed(a)?, boxed(b)?)),
+        Ast::Binary(op, l, r) => {
+            let (l, r) = (boxed(l)?, boxed(r)?);
+            Some(match op {
+                Op::And => Node::And(l, r),
+                Op::Or => Node::Or(l, r),
+                Op::Add => Node::Add(l, r),
+                Op::Eq => Node::Cmp(Cmp::Eq, l, r),
+                Op::Ne => Node::Cmp(Cmp::Ne, l, r),
+                Op::Lt => Node::Cmp(Cmp::Lt, l, r),
+                Op::Le => Node::Cmp(Cmp::Le, l, r),
+                Op::Gt => Node::Cmp(Cmp::Gt, l, r),
+                Op::Ge => Node::Cmp(Cmp::Ge, l, r),
+            })
+        }
     }
 }
 
-fn literal(lit: &Literal) -> Option<Val<'static>> {
-    Some(match lit {
-        Literal::Boolean(b) => Val::Bool(*b),
-        Literal::Int(n) => Val::Int(*n),
-        Literal::String(s) => Val::Str(s.clone().into_bytes().into()),
-        Literal::Bytes(b) => Val::Bytes(b.clone().into()),
-        _ => return None,
-    })
-}
-
 /// `a.b.c` as `["a", "b", "c"]`.
-fn select_path(e: &IdedExpr) -> Option<Vec<&str>> {
-    match &e.expr {
-        Expr::Ident(name) => Some(vec![name.as_str()]),
-        Expr::Select(s) if !s.test => {
-            let mut path = select_path(&s.operand)?;
-            path.push(s.field.as_str());
+fn select_path(e: &Ast) -> Option<Vec<&str>> {
+    match e {
+        Ast::Ident(name) => Some(vec![name.as_str()]),
+        Ast::Select(operand, field) => {
+            let mut path = select_path(operand)?;
+            path.push(field.as_str());
             Some(path)
         }
         _ => None,
     }
 }
 
-fn boxed(e: &IdedExpr) -> Option<Box<Node>> {
+fn boxed(e: &Ast) -> Option<Box<Node>> {
     node(e).map(Box::new)
 }
 
-fn string_literal(e: &IdedExpr) -> Option<&str> {
-    match &e.expr {
-        Expr::Literal(Literal::String(s)) => Some(s.as_str()),
+fn string_literal(e: &Ast) -> Option<&str> {
+    match e {
+        Ast::Str(s) => Some(s.as_str()),
         _ => None,
     }
 }
 
-fn call(c: &CallExpr) -> Option<Node> {
-    let name = c.func_name.as_str();
-    if let Some(target) = &c.target {
-        let [arg] = c.args.as_slice() else {
-            return None;
-        };
-        let f = match name {
-            "matches" => {
-                let pattern = Pattern::new(string_literal(arg)?)?;
-                return Some(Node::Matches(boxed(target)?, pattern));
-            }
-            "startsWith" => StrFn::StartsWith,
-            "endsWith" => StrFn::EndsWith,
-            "contains" => StrFn::Contains,
-            _ => return None,
-        };
-        return Some(Node::Str(f, boxed(target)?, boxed(arg)?));
-    }
-    match (name, c.args.as_slice()) {
-        (operators::LOGICAL_NOT, [x]) => Some(Node::Not(boxed(x)?)),
-        (operators::CONDITIONAL, [cond, a, b]) => {
-            Some(Node::Cond(boxed(cond)?, boxed(a)?, boxed(b)?))
-        }
-        (operators::LOGICAL_AND | operators::LOGICAL_OR, [first, rest @ ..])
-            if !rest.is_empty() =>
-        {
-            let mut acc = boxed(first)?;
-            for next in rest {
-                let next = boxed(next)?;
-                acc = Box::new(if name == operators::LOGICAL_AND {
-                    Node::And(acc, next)
-                } else {
-                    Node::Or(acc, next)
-                });
-            }
-            Some(*acc)
-        }
-        (operators::INDEX, [map, key]) => {
-            let path = select_path(map)?;
-            match path.as_slice() {
-                [map, headers] if *headers == "headers" => {
-                    attributes::header_map(map, string_literal(key)?).map(Node::Attr)
-                }
-                _ => None,
-            }
-        }
-        (operators::ADD, [l, r]) => Some(Node::Add(boxed(l)?, boxed(r)?)),
-        ("string", [x]) => Some(Node::ToString(boxed(x)?)),
-        ("matches", [x, pattern]) => Some(Node::Matches(
+fn call(target: Option<&Ast>, name: &str, args: &[Ast]) -> Option<Node> {
+    match (target, name, args) {
+        (Some(x), "matches", [pattern]) | (None, "matches", [x, pattern]) => Some(Node::Matches(
             boxed(x)?,
             Pattern::new(string_literal(pattern)?)?,
         )),
-        (op, [l, r]) => {
-            let cmp = match op {
-                operators::EQUALS => Cmp::Eq,
-                operators::NOT_EQUALS => Cmp::Ne,
-                operators::LESS => Cmp::Lt,
-                operators::LESS_EQUALS => Cmp::Le,
-                operators::GREATER => Cmp::Gt,
-                operators::GREATER_EQUALS => Cmp::Ge,
-                _ => return None,
-            };
-            Some(Node::Cmp(cmp, boxed(l)?, boxed(r)?))
+        (Some(x), "startsWith", [arg]) => {
+            Some(Node::Str(StrFn::StartsWith, boxed(x)?, boxed(arg)?))
         }
+        (Some(x), "endsWith", [arg]) => Some(Node::Str(StrFn::EndsWith, boxed(x)?, boxed(arg)?)),
+        (Some(x), "contains", [arg]) => Some(Node::Str(StrFn::Contains, boxed(x)?, boxed(arg)?)),
+        (None, "string", [x]) => Some(Node::ToString(boxed(x)?)),
         _ => None,
     }
 }

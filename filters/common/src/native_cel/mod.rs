@@ -3,9 +3,9 @@
 //! `matches()`, whose regex Envoy compiles on every evaluation).
 //!
 //! At configure time the source (already accepted by Envoy's own CEL) is
-//! parsed by the `cel-parser` crate (the cel-rust project's port of cel-go's
-//! grammar) and [`compile`]d into a [`Native`] form when every node is in the
-//! supported subset:
+//! parsed by a parser of just this subset ([`parse`]; the full-grammar
+//! `cel-parser` crate is its test oracle) and [`compile`]d into a [`Native`]
+//! form when every node is in the supported subset:
 //!
 //! - literals: bool, int, string, bytes;
 //! - attributes: `request.method`, `request.url_path`, `request.path`,
@@ -29,6 +29,9 @@
 mod attributes;
 mod compile;
 mod eval;
+#[cfg(any(test, feature = "parser-oracle"))]
+pub mod oracle;
+pub mod parse;
 mod pattern;
 
 use crate::host::Host;
@@ -62,5 +65,7 @@ impl Native {
     }
 }
 
+#[cfg(test)]
+mod parse_tests;
 #[cfg(test)]
 mod tests;
