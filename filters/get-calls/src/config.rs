@@ -87,19 +87,21 @@ fn default_max_value_length() -> u64 {
     DEFAULT_MAX_VALUE_LENGTH as u64
 }
 
+/// The default `destination_service`: Istio's service host from the cluster
+/// metadata (as istiod writes it), else the upstream cluster's name. Read
+/// without a CEL evaluation ([`crate::istio_service`]) wherever it appears.
+pub const ISTIO_DESTINATION_SERVICE: &str = "has(xds.cluster_metadata.filter_metadata.istio) && \
+     has(xds.cluster_metadata.filter_metadata.istio.services) && \
+     size(xds.cluster_metadata.filter_metadata.istio.services) > 0 ? \
+     string(xds.cluster_metadata.filter_metadata.istio.services[0].host) : xds.cluster_name";
+
 /// The metric used when the configuration names none: GET requests by
 /// operation (attributegen's `istio_operationId`), response code and
 /// destination service (Istio's service host from the cluster metadata, else
 /// the upstream cluster's name).
 pub fn default_metrics() -> Vec<MetricConfig> {
     let dims = [
-        (
-            "destination_service",
-            "has(xds.cluster_metadata.filter_metadata.istio) && \
-             has(xds.cluster_metadata.filter_metadata.istio.services) && \
-             size(xds.cluster_metadata.filter_metadata.istio.services) > 0 ? \
-             string(xds.cluster_metadata.filter_metadata.istio.services[0].host) : xds.cluster_name",
-        ),
+        ("destination_service", ISTIO_DESTINATION_SERVICE),
         ("request_operation", "istio_operationId"),
         ("response_code", "string(response.code)"),
     ];

@@ -10,6 +10,7 @@
 //! adapter is the small `filter` module, built for wasm only.
 
 pub mod config;
+pub mod istio_service;
 pub mod plan;
 
 // The adapter is left out of test builds so the unit tests also run as a

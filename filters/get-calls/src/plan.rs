@@ -1,7 +1,7 @@
 //! Compiling a configuration into metrics, and recording them per stream.
 
 use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig};
-use crate::FILTER_NAME;
+use crate::{istio_service, FILTER_NAME};
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
 use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
@@ -42,6 +42,10 @@ enum Dimension {
     /// (`string(response.code)`): read with `get_property` (8 bytes
     /// little-endian) and printed in decimal, as CEL's `string()` would.
     IntProperty(Vec<String>),
+    /// The default `destination_service` expression: read with
+    /// `get_property` ([`crate::istio_service`]), the compiled expression
+    /// kept for the cases the reads leave open.
+    IstioService(Expression),
     /// Any other expression: Envoy's CEL.
     Cel(Expression),
 }
@@ -313,6 +317,9 @@ fn compile_metric(
             continue;
         }
         match compile(&field, source)? {
+            Some(expr) if istio_service::is_default_expression(source) => {
+                dimensions.push((label.clone(), Dimension::IstioService(expr)))
+            }
             Some(expr) => dimensions.push((label.clone(), Dimension::Cel(expr))),
             None => return Err(err(&field, "expression is empty".into())),
         }
@@ -412,6 +419,11 @@ impl Plan {
                             .and_then(|raw| cel::as_int(&raw).ok())
                             .map(|n| n.to_string().into_bytes())
                     }
+                    Dimension::IstioService(expr) => match istio_service::read(host) {
+                        istio_service::Read::Value(v) => Some(v),
+                        istio_service::Read::Error => None,
+                        istio_service::Read::Fallback => cel::evaluate(host, expr).ok(),
+                    },
                     Dimension::Cel(expr) => cel::evaluate(host, expr).ok(),
                 };
                 values.push(match raw {
@@ -468,15 +480,13 @@ mod tests {
     use filter_common::fake::FakeHost;
     use filter_common::host::HostError;
 
-    fn dest() -> String {
-        crate::config::default_metrics()[0].dimensions["destination_service"].clone()
-    }
-
     fn default_host(get: bool, op: Option<&str>, code: &str) -> FakeHost {
         let host = FakeHost::new();
         host.eval_bool("request.method == 'GET'", get)
             .set_property("response.code", &code.parse::<i64>().unwrap().to_le_bytes());
-        host.eval(&dest(), Ok(b"upstream".to_vec()));
+        // The default destination_service is read, not evaluated: a
+        // cluster without Istio metadata gives its name.
+        host.set_property("xds.cluster_name", b"upstream");
         if let Some(op) = op {
             // A plain name: read with get_property, not CEL.
             host.set_property("istio_operationId", op.as_bytes());

