@@ -48,8 +48,10 @@ fn usage() -> ! {
     eprintln!(
         "usage: filter-bench [--quick] [--rounds N] [--load SECS] [--latency SECS] [--rate RPS]\n\
          \x20                   [--only id,id] [--out FILE] [--list] [--hold id] [--calls id,id]\n\
+         \x20                   [--workers id,id]\n\
          --hold id: start that variant's Envoy, print its ports and directory, stop on Enter\n\
          --calls ids: host calls per request of those variants (wasm:trace log of 20 requests)\n\
+         --workers ids: RSS of those variants and the floor with 1, 2 and 4 workers (per extra worker)\n\
          --quick: 1 round, 1 s per figure (smoke test); default: 5 rounds, 5 s load, 3 s latency"
     );
     std::process::exit(2)
@@ -131,6 +133,16 @@ fn parse_args() -> Settings {
                 for id in ids.split(',') {
                     measure::calls(id);
                 }
+                std::process::exit(0)
+            }
+            "--workers" => {
+                let ids: Vec<String> = it
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+                measure::workers(&ids);
                 std::process::exit(0)
             }
             "--hold" => {

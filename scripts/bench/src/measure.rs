@@ -424,3 +424,67 @@ pub fn calls(id: &str) {
     }
     envoy.stop();
 }
+
+/// RSS per worker: each variant (and the floor) with 1, 2 and 4 workers,
+/// after requests over several connections have reached every worker.
+/// Prints RSS, VMs and the variant's RSS over the floor at each count; the
+/// growth of that excess from one worker count to the next is what each
+/// extra worker costs.
+pub fn workers(ids: &[String]) {
+    let counts = [1u32, 2, 4];
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.retain(|id| *id != "floor");
+    ids.insert(0, "floor");
+    let mut floor: Vec<f64> = Vec::new();
+    println!(
+        "| variant | workers | RSS MiB | Wasm VMs | over the floor MiB | per extra worker MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for id in ids {
+        let Some(v) = variants::all(true).into_iter().find(|v| v.id == id) else {
+            eprintln!("no variant {id} (see --list)");
+            continue;
+        };
+        let mut prev: Option<(u32, f64)> = None;
+        for (i, &n) in counts.iter().enumerate() {
+            let envoy = match (v.build)(variants::base(true))
+                .concurrency(n)
+                .cpu_affinity(&[0, 1])
+                .start()
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("{id} x{n}: {e}");
+                    continue;
+                }
+            };
+            // Many short connections: the kernel spreads them over the
+            // workers' listeners.
+            for _ in 0..400 {
+                let _ = envoy
+                    .request("GET", PATH)
+                    .header(TENANT_HEADER.0, TENANT_HEADER.1)
+                    .send();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let rss = rss_kib(envoy.pid()) as f64 / 1024.0;
+            let vms = envoy
+                .stat("wasm.wasm_vm_count")
+                .ok()
+                .flatten()
+                .map_or("–".to_string(), |c| c.to_string());
+            envoy.stop();
+            if id == "floor" {
+                floor.push(rss);
+                println!("| `{id}` | {n} | {rss:.1} | {vms} | – | – |");
+                continue;
+            }
+            let over = rss - floor.get(i).copied().unwrap_or(f64::NAN);
+            let per = prev.map_or("–".to_string(), |(pn, po)| {
+                format!("{:+.1}", (over - po) / f64::from(n - pn))
+            });
+            println!("| `{id}` | {n} | {rss:.1} | {vms} | {over:+.1} | {per} |");
+            prev = Some((n, over));
+        }
+    }
+}
