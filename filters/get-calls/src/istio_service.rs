@@ -50,7 +50,8 @@ pub fn is_default_expression(source: &str) -> bool {
 }
 
 /// Reads the destination service as the default expression defines it:
-/// one read for a cluster with Istio metadata, three for one without.
+/// one read for a cluster with Istio metadata, two without a cluster (a
+/// direct response), three for a cluster without Istio metadata.
 pub fn read(host: &impl Host) -> Read {
     match host.property(&SERVICE_HOST) {
         Ok(Some(v)) if !matches!(v.len(), 0 | 1 | 8) && std::str::from_utf8(&v).is_ok() => {
@@ -59,17 +60,20 @@ pub fn read(host: &impl Host) -> Read {
         Ok(None) => {}
         _ => return Read::Fallback,
     }
+    // Envoy takes the cluster's name and metadata from the same upstream
+    // cluster: without a name there is no metadata, and the expression's
+    // `has(xds.cluster_metadata.…)` is an error.
+    let name = match host.property(&CLUSTER_NAME) {
+        Ok(Some(name)) => name,
+        Ok(None) => return Read::Error,
+        Err(_) => return Read::Fallback,
+    };
     // No first host: only when there are no services at all is the answer
     // the cluster's name (a list without a host, or a non-list, is Envoy's
     // to judge).
     match host.property(&SERVICES) {
-        Ok(None) => {}
-        _ => return Read::Fallback,
-    }
-    match host.property(&CLUSTER_NAME) {
-        Ok(Some(name)) => Read::Value(name),
-        Ok(None) => Read::Error,
-        Err(_) => Read::Fallback,
+        Ok(None) => Read::Value(name),
+        _ => Read::Fallback,
     }
 }
 

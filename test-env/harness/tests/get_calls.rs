@@ -517,7 +517,8 @@ fn bad_config_is_logged_counted_and_never_breaks_traffic() {
 /// the cluster's `istio.services` metadata (as istiod's `addTelemetryMetadata`
 /// writes it); a cluster with `istio` metadata but no services, or none at
 /// all, gives the cluster name. Clusters shaped like Istio's, routed to by an
-/// overridden route table.
+/// overridden route table; a direct response (no cluster) gives `unknown`,
+/// as Envoy's CEL does.
 #[test]
 fn default_destination_service_reads_istio_cluster_metadata() {
     let backend = envoy_harness::Upstream::start().unwrap();
@@ -553,6 +554,7 @@ fn default_destination_service_reads_istio_cluster_metadata() {
                 "route_config",
                 json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"],
                     "routes": [route("/reviews", reviews), route("/ratings", ratings),
+                               json!({ "match": { "prefix": "/direct" }, "direct_response": { "status": 200 } }),
                                route("/", "upstream")] }] }),
             ),
         &DEFAULT_LABELS,
@@ -560,11 +562,17 @@ fn default_destination_service_reads_istio_cluster_metadata() {
     .start()
     .unwrap();
     let skip = envoy.log().lines().count();
-    for path in ["/reviews/1", "/reviews/2", "/ratings/1", "/plain"] {
+    for path in [
+        "/reviews/1",
+        "/reviews/2",
+        "/ratings/1",
+        "/plain",
+        "/direct",
+    ] {
         assert_eq!(envoy.get(path).unwrap().status, 200, "{path}");
     }
     envoy
-        .wait_access_log_len(4, Duration::from_secs(10))
+        .wait_access_log_len(5, Duration::from_secs(10))
         .unwrap();
     // The default destination_service is read with get_property, never
     // evaluated by Envoy's CEL: at most the condition `request.method ==
@@ -580,8 +588,8 @@ fn default_destination_service_reads_istio_cluster_metadata() {
         })
         .count();
     assert!(
-        evaluations <= 4,
-        "{evaluations} CEL evaluations for 4 requests"
+        evaluations <= 5,
+        "{evaluations} CEL evaluations for 5 requests"
     );
     assert_eq!(backend.received().len(), 3);
     let text = envoy.prometheus().unwrap();
@@ -597,6 +605,8 @@ fn default_destination_service_reads_istio_cluster_metadata() {
         // '|' is not allowed in a label value: sanitised to '_'.
         ("outbound_9080__ratings.default.svc.cluster.local", 1.0),
         ("upstream", 1.0),
+        // A direct response has no cluster: Envoy's CEL gives an error.
+        ("unknown", 1.0),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

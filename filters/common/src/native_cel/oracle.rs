@@ -55,7 +55,11 @@ pub fn from_oracle(e: &IdedExpr) -> Option<Ast> {
                     let m = args.pop()?;
                     Ast::Index(Box::new(m), Box::new(i))
                 }
-                (name, None, target) if !name.starts_with('_') && !name.starts_with('!') => {
+                // Operators' names (`_==_`, `!_`, `@in`, …) are never
+                // identifiers; a function's name always is.
+                (name, None, target)
+                    if name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()) =>
+                {
                     let target = match target {
                         Some(t) => Some(Box::new(from_oracle(t)?)),
                         None => None,

@@ -137,10 +137,7 @@ fn lex(source: &str) -> Option<Vec<Tok>> {
             }
             b'0'..=b'9' => {
                 let (n, next) = int(b, i)?;
-                out.push(Tok::Int(
-                    n,
-                    b.get(i + 1).is_some_and(|c| *c == b'x' || *c == b'X'),
-                ));
+                out.push(Tok::Int(n, b.get(i + 1) == Some(&b'x')));
                 i = next;
             }
             b'\'' | b'"' => {
@@ -192,7 +189,8 @@ fn lex(source: &str) -> Option<Vec<Tok>> {
 /// An unsigned int literal at `i`: decimal or `0x` hex; `None` for doubles,
 /// uints (`1u`) and out-of-range values.
 fn int(b: &[u8], i: usize) -> Option<(u64, usize)> {
-    let hex = b.get(i) == Some(&b'0') && matches!(b.get(i + 1), Some(b'x' | b'X'));
+    // CEL's hex prefix is `0x` only (`0X` is not an int literal).
+    let hex = b.get(i) == Some(&b'0') && b.get(i + 1) == Some(&b'x');
     let start = if hex { i + 2 } else { i };
     let radix = if hex { 16 } else { 10 };
     let end = (start..=b.len())
@@ -221,8 +219,8 @@ fn int(b: &[u8], i: usize) -> Option<(u64, usize)> {
 }
 
 /// A single- or double-quoted literal at `i` (the quote), unescaped; `None`
-/// for triple quotes, line breaks and escapes other than `\\ \' \" \` \? \a
-/// \b \f \n \r \t \v`.
+/// for triple quotes, line breaks and escapes other than `\\ \` \? \a \b \f
+/// \n \r \t \v` and the enclosing quote's.
 fn quoted(b: &[u8], i: usize) -> Option<(Vec<u8>, usize)> {
     let q = *b.get(i)?;
     if b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q) {
@@ -240,6 +238,9 @@ fn quoted(b: &[u8], i: usize) -> Option<(Vec<u8>, usize)> {
                 let e = *b.get(j)?;
                 j += 1;
                 out.push(match e {
+                    // The other quote escaped: left to Envoy (the oracle,
+                    // `cel-parser` 0.10.1, keeps its backslash).
+                    b'\'' | b'"' if e != q => return None,
                     b'\\' | b'\'' | b'"' | b'`' | b'?' => e,
                     b'a' => 0x07,
                     b'b' => 0x08,
