@@ -97,6 +97,32 @@ pub fn evaluate<H: Host + ?Sized>(host: &H, expr: &Expression) -> Result<Vec<u8>
     host.evaluate(expr)
 }
 
+/// CEL's literal words and reserved words: never an identifier or a field
+/// name (CEL spec, "Syntax").
+pub const RESERVED_WORDS: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
 /// A result that did not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {

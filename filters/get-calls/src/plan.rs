@@ -79,30 +79,6 @@ fn fast_dimension(source: &str) -> Option<Dimension> {
         .then_some(Dimension::IntProperty(path))
 }
 
-/// CEL words that are literals or reserved, never attribute names.
-const CEL_RESERVED: [&str; 20] = [
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "while",
-];
-
 /// The segments of `source` if it is a plain attribute path: identifiers
 /// joined by dots, the first not a CEL literal or reserved word.
 fn plain_path(source: &str) -> Option<Vec<String>> {
@@ -114,7 +90,7 @@ fn plain_path(source: &str) -> Option<Vec<String>> {
             && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
     };
     let first = segments.first()?;
-    (segments.iter().all(ident) && !CEL_RESERVED.contains(first))
+    (segments.iter().all(ident) && !cel::RESERVED_WORDS.contains(first))
         .then(|| segments.iter().map(|s| s.to_string()).collect())
 }
 

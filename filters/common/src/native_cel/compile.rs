@@ -2,7 +2,7 @@
 //! when any node is outside what the evaluator supports.
 
 use super::attributes;
-use super::eval::{Cmp, Node, StrFn, Val};
+use super::eval::{Node, StrFn, Val};
 use super::parse::{parse, Ast, Op};
 use super::pattern::Pattern;
 use super::Native;
@@ -83,12 +83,7 @@ fn node(e: &Ast) -> Option<Node> {
                 Op::And => Node::And(l, r),
                 Op::Or => Node::Or(l, r),
                 Op::Add => Node::Add(l, r),
-                Op::Eq => Node::Cmp(Cmp::Eq, l, r),
-                Op::Ne => Node::Cmp(Cmp::Ne, l, r),
-                Op::Lt => Node::Cmp(Cmp::Lt, l, r),
-                Op::Le => Node::Cmp(Cmp::Le, l, r),
-                Op::Gt => Node::Cmp(Cmp::Gt, l, r),
-                Op::Ge => Node::Cmp(Cmp::Ge, l, r),
+                Op::Cmp(cmp) => Node::Cmp(*cmp, l, r),
             })
         }
     }

@@ -2,6 +2,7 @@
 //! full-grammar `cel-parser` crate. Unit tests and the `native_cel_parser`
 //! fuzz target use it (feature `parser-oracle`); modules never contain it.
 
+use super::eval::Cmp;
 use super::parse::{parse, Ast, Op};
 use cel_parser::ast::{operators, Expr, IdedExpr};
 use cel_parser::reference::Val;
@@ -26,12 +27,12 @@ pub fn from_oracle(e: &IdedExpr) -> Option<Ast> {
             let op = match c.func_name.as_str() {
                 operators::LOGICAL_AND => Some(Op::And),
                 operators::LOGICAL_OR => Some(Op::Or),
-                operators::EQUALS => Some(Op::Eq),
-                operators::NOT_EQUALS => Some(Op::Ne),
-                operators::LESS => Some(Op::Lt),
-                operators::LESS_EQUALS => Some(Op::Le),
-                operators::GREATER => Some(Op::Gt),
-                operators::GREATER_EQUALS => Some(Op::Ge),
+                operators::EQUALS => Some(Op::Cmp(Cmp::Eq)),
+                operators::NOT_EQUALS => Some(Op::Cmp(Cmp::Ne)),
+                operators::LESS => Some(Op::Cmp(Cmp::Lt)),
+                operators::LESS_EQUALS => Some(Op::Cmp(Cmp::Le)),
+                operators::GREATER => Some(Op::Cmp(Cmp::Gt)),
+                operators::GREATER_EQUALS => Some(Op::Cmp(Cmp::Ge)),
                 operators::ADD => Some(Op::Add),
                 _ => None,
             };

@@ -16,6 +16,9 @@
 //!
 //! Never panics, on any input; recursion is bounded by [`MAX_DEPTH`].
 
+use super::eval::Cmp;
+use crate::cel::RESERVED_WORDS;
+
 /// A parsed expression of the subset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ast {
@@ -50,50 +53,16 @@ pub enum Op {
     And,
     /// `||`
     Or,
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
     /// `+`
     Add,
+    /// `==` `!=` `<` `<=` `>` `>=`
+    Cmp(Cmp),
 }
 
 /// Deepest nesting of sub-expressions parsed (the recursion bound).
 pub const MAX_DEPTH: usize = 32;
 
-/// Names CEL reserves (never identifiers) and its macros (parsed by CEL into
-/// other shapes; left to Envoy here).
-const RESERVED: [&str; 21] = [
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "in",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "null",
-    "return",
-    "var",
-    "void",
-    "while",
-    "true",
-    "false",
-];
+/// CEL's macros (parsed by CEL into other shapes; left to Envoy here).
 const MACROS: [&str; 6] = ["has", "all", "exists", "exists_one", "map", "filter"];
 
 /// Parses `source`, or `None` when it is not in the subset.
@@ -116,6 +85,8 @@ enum Tok {
     Int(u64, bool),
     Str(String),
     Bytes(Vec<u8>),
+    /// `true`, `false`
+    Bool(bool),
     /// Punctuation and operators.
     P(&'static str),
 }
@@ -156,19 +127,15 @@ fn lex(source: &str) -> Option<Vec<Tok>> {
                 i = next;
             }
             c if c == b'_' || c.is_ascii_alphabetic() => {
-                let end = (i..=b.len())
-                    .find(|&j| {
-                        !b.get(j)
-                            .is_some_and(|c| *c == b'_' || c.is_ascii_alphanumeric())
-                    })
-                    .unwrap_or(b.len());
+                let end = run_end(b, i, |c| c == b'_' || c.is_ascii_alphanumeric());
                 let word = source.get(i..end)?;
                 if matches!(b.get(end), Some(b'\'' | b'"')) {
                     return None; // a raw or other prefixed string literal
                 }
                 out.push(match word {
-                    "true" | "false" => Tok::P(if word == "true" { "true" } else { "false" }),
-                    w if RESERVED.contains(&w) => return None,
+                    "true" => Tok::Bool(true),
+                    "false" => Tok::Bool(false),
+                    w if RESERVED_WORDS.contains(&w) => return None,
                     w => Tok::Ident(w.to_string()),
                 });
                 i = end;
@@ -186,6 +153,13 @@ fn lex(source: &str) -> Option<Vec<Tok>> {
     Some(out)
 }
 
+/// Where the run of bytes matching `keep` that starts at `start` ends.
+fn run_end(b: &[u8], start: usize, keep: impl Fn(u8) -> bool) -> usize {
+    b.get(start..)
+        .and_then(|rest| rest.iter().position(|c| !keep(*c)))
+        .map_or(b.len(), |n| start + n)
+}
+
 /// An unsigned int literal at `i`: decimal or `0x` hex; `None` for doubles,
 /// uints (`1u`) and out-of-range values.
 fn int(b: &[u8], i: usize) -> Option<(u64, usize)> {
@@ -193,17 +167,13 @@ fn int(b: &[u8], i: usize) -> Option<(u64, usize)> {
     let hex = b.get(i) == Some(&b'0') && b.get(i + 1) == Some(&b'x');
     let start = if hex { i + 2 } else { i };
     let radix = if hex { 16 } else { 10 };
-    let end = (start..=b.len())
-        .find(|&j| {
-            !b.get(j).is_some_and(|c| {
-                if hex {
-                    c.is_ascii_hexdigit()
-                } else {
-                    c.is_ascii_digit()
-                }
-            })
-        })
-        .unwrap_or(b.len());
+    let end = run_end(b, start, |c| {
+        if hex {
+            c.is_ascii_hexdigit()
+        } else {
+            c.is_ascii_digit()
+        }
+    });
     if end == start {
         return None;
     }
@@ -319,12 +289,12 @@ impl Parser<'_> {
         let mut acc = self.calc()?;
         loop {
             let op = match self.peek() {
-                Some(Tok::P("==")) => Op::Eq,
-                Some(Tok::P("!=")) => Op::Ne,
-                Some(Tok::P("<")) => Op::Lt,
-                Some(Tok::P("<=")) => Op::Le,
-                Some(Tok::P(">")) => Op::Gt,
-                Some(Tok::P(">=")) => Op::Ge,
+                Some(Tok::P("==")) => Op::Cmp(Cmp::Eq),
+                Some(Tok::P("!=")) => Op::Cmp(Cmp::Ne),
+                Some(Tok::P("<")) => Op::Cmp(Cmp::Lt),
+                Some(Tok::P("<=")) => Op::Cmp(Cmp::Le),
+                Some(Tok::P(">")) => Op::Cmp(Cmp::Gt),
+                Some(Tok::P(">=")) => Op::Cmp(Cmp::Ge),
                 _ => return Some(acc),
             };
             self.at += 1;
@@ -388,8 +358,7 @@ impl Parser<'_> {
         let tok = self.peek()?.clone();
         self.at += 1;
         Some(match tok {
-            Tok::P("true") => Ast::Bool(true),
-            Tok::P("false") => Ast::Bool(false),
+            Tok::Bool(b) => Ast::Bool(b),
             // A negative hex literal is left to Envoy (the oracle refuses it).
             Tok::P("-") => match self.peek() {
                 Some(&Tok::Int(n, false)) => {
