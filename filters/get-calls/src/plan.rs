@@ -19,6 +19,27 @@ pub const RUNTIME_ERRORS: &str = "wasm_filter.get_calls.type.runtime.error_count
 /// Prefix of every configuration error line.
 pub const CONFIG_ERROR_PREFIX: &str = "get_calls: Config Error:";
 
+/// Prefixes that Istio's sidecar bootstrap extracts, unanchored, right after
+/// a dot (`(\.istio_dry_run_(allow|deny)_)`, `(\.shadow_(allowed|denied))`).
+/// A metric's name (alone after `wasmcustom.` when it has no labels, and in
+/// its overflow counter) and its first label (right after `wasmcustom.`)
+/// must not start with one, or Istio would cut it out of the stat name and
+/// add a label of its own.
+const ISTIO_CAPTURED_PREFIXES: [&str; 2] = ["shadow_", "istio_dry_run_"];
+
+/// Why Istio's extractors would capture `name`, if they would.
+fn istio_captured(name: &str) -> Option<String> {
+    ISTIO_CAPTURED_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(**p))
+        .map(|p| {
+            format!(
+                "\"{name}\" starts with \"{p}\", which Istio's stat tag extractors capture \
+                 after a dot (authz_dry_run_*); choose another name"
+            )
+        })
+}
+
 /// One compiled metric.
 struct Metric {
     name: String,
@@ -255,6 +276,15 @@ fn compile_metric(
     }
     for label in config.dimensions.keys() {
         metrics::check_label_name(label).map_err(|e| err(&format!("dimensions.{label}"), e))?;
+    }
+    if let Some(reason) = istio_captured(name) {
+        return Err(err("name", reason));
+    }
+    // Labels are encoded in sorted order: only the first follows a dot.
+    if let Some(first) = config.dimensions.keys().next() {
+        if let Some(reason) = istio_captured(first) {
+            return Err(err(&format!("dimensions.{first}"), reason));
+        }
     }
     let max_series = usize::try_from(config.max_series)
         .ok()
@@ -607,6 +637,39 @@ mod tests {
         assert_eq!(host.metric(CONFIG_ERRORS), 1);
         p.run(&host);
         assert_eq!(host.metric("l=.=v;.;good"), 1);
+    }
+
+    #[test]
+    fn names_istio_would_capture_are_rejected() {
+        let host = FakeHost::new();
+        host.eval("'v'", Ok(b"v".to_vec()));
+        let p = configure(
+            Some(
+                br#"{"metrics":[
+                {"name":"shadow_allowed"},
+                {"name":"istio_dry_run_allow_calls","dimensions":{"l":"'v'"}},
+                {"name":"first","dimensions":{"shadow_denied":"'v'","z":"'v'"}},
+                {"name":"first_dry","dimensions":{"istio_dry_run_deny_x":"'v'"}},
+                {"name":"later","dimensions":{"a":"'v'","shadow_allowed":"'v'"}},
+                {"name":"my_shadow_allowed"}]}"#,
+            ),
+            &host,
+        );
+        // A later label follows ";.;", not a dot: Istio cannot capture it.
+        assert_eq!(p.names(), ["later", "my_shadow_allowed"]);
+        let warn = host.logs_at_least(LogLevel::Warn);
+        assert_eq!(warn.len(), 4, "{warn:?}");
+        assert!(warn[0].contains("metrics[0].name:") && warn[0].contains("\"shadow_\""));
+        assert!(warn[1].contains("metrics[1].name:") && warn[1].contains("\"istio_dry_run_\""));
+        assert!(
+            warn[2].contains("metrics[2].dimensions.shadow_denied:"),
+            "{warn:?}"
+        );
+        assert!(
+            warn[3].contains("metrics[3].dimensions.istio_dry_run_deny_x:"),
+            "{warn:?}"
+        );
+        assert_eq!(host.metric(CONFIG_ERRORS), 1);
     }
 
     #[test]

@@ -141,12 +141,8 @@ pub fn wasmplugin(b: &Built, name: &str, config: &Value, header: &str) -> Doc {
     if f.server_only {
         spec.push(("match", seq([map([("mode", s("SERVER"))])])));
     }
-    let env = b.env();
-    if !env.is_empty() {
-        let entries = env
-            .iter()
-            .map(|(k, v)| map([("name", s(k)), ("valueFrom", s("INLINE")), ("value", s(v))]));
-        spec.push(("vmConfig", map([("env", seq(entries))])));
+    if let Some(vm) = vm_config(b) {
+        spec.push(("vmConfig", vm));
     }
     spec.push(("pluginConfig", config.clone()));
     let value = map([
@@ -161,11 +157,109 @@ pub fn wasmplugin(b: &Built, name: &str, config: &Value, header: &str) -> Doc {
         .note("  failStrategy:", FAIL_OPEN_REASON)
 }
 
+/// `vmConfig` with the environment variables the example reads, if any.
+fn vm_config(b: &Built) -> Option<Value> {
+    let env = b.env();
+    if env.is_empty() {
+        return None;
+    }
+    let entries = env
+        .iter()
+        .map(|(k, v)| map([("name", s(k)), ("valueFrom", s("INLINE")), ("value", s(v))]));
+    Some(map([("env", seq(entries))]))
+}
+
+/// What a TrafficExtension attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Sidecars, by `selector` (`app: reviews`).
+    Sidecar,
+    /// The ambient waypoint of the `reviews` Service (`targetRefs` kind
+    /// `Service`; the waypoint's listeners are inbound: `SERVER`).
+    Waypoint,
+    /// A Kubernetes Gateway (`targetRefs` kind `Gateway`; a gateway's
+    /// listeners count as `CLIENT`, so `match.mode: SERVER` would never
+    /// match there and is left out).
+    Gateway,
+}
+
+/// The Kubernetes Gateway the gateway variant targets (Istio's bookinfo).
+pub const GATEWAY: &str = "bookinfo-gateway";
+
+/// The TrafficExtension (Istio 1.30+): phase, priority and match as the
+/// WasmPlugin's, the Wasm fields under `wasm`. `config` is the pluginConfig.
+pub fn trafficextension(
+    b: &Built,
+    name: &str,
+    attach: Attach,
+    config: &Value,
+    header: &str,
+) -> Doc {
+    let f = &b.filter;
+    let mut spec = match attach {
+        Attach::Sidecar => vec![("selector", selector())],
+        Attach::Waypoint => vec![(
+            "targetRefs",
+            seq([map([
+                ("kind", s("Service")),
+                ("group", s("")),
+                ("name", s(APP)),
+            ])]),
+        )],
+        Attach::Gateway => vec![(
+            "targetRefs",
+            seq([map([
+                ("kind", s("Gateway")),
+                ("group", s("gateway.networking.k8s.io")),
+                ("name", s(GATEWAY)),
+            ])]),
+        )],
+    };
+    spec.push(("phase", s(f.phase)));
+    spec.push(("priority", n(f.priority)));
+    if f.server_only && attach != Attach::Gateway {
+        spec.push(("match", seq([map([("mode", s("SERVER"))])])));
+    }
+    let mut wasm = vec![
+        ("url", s(&b.url())),
+        ("sha256", s(&b.image_digest)),
+        ("imagePullPolicy", s("IfNotPresent")),
+        ("failStrategy", s("FAIL_OPEN")),
+    ];
+    if let Some(vm) = vm_config(b) {
+        wasm.push(("vmConfig", vm));
+    }
+    wasm.push(("pluginConfig", config.clone()));
+    spec.push(("wasm", map(wasm)));
+    let value = map([
+        ("apiVersion", s("extensions.istio.io/v1alpha1")),
+        ("kind", s("TrafficExtension")),
+        ("metadata", metadata(name)),
+        ("spec", map(spec)),
+    ]);
+    let doc = Doc::new(header, value)
+        .note("  phase:", "Every phase runs before istio.stats; within a phase, higher priority runs first,\nWasmPlugins (which istiod turns into TrafficExtensions) and TrafficExtensions\nsorted together. Chain: attributegen (AUTHN) -> trace-tags (STATS, 20) ->\nget-calls (STATS, 10) -> istio.stats.")
+        .note("    sha256:", "Manifest digest of the image (Istio compares it with the pulled image's digest).")
+        .note("    failStrategy:", FAIL_OPEN_REASON);
+    match attach {
+        Attach::Sidecar => doc,
+        Attach::Waypoint => doc.note("  targetRefs:", "The waypoint that serves the reviews Service (ambient mode; label the Service\nor its namespace with istio.io/use-waypoint). Its listeners are inbound, so\nmatch.mode SERVER applies there as on a sidecar."),
+        Attach::Gateway => doc.note("  targetRefs:", "A Kubernetes Gateway deployed by Istio (or a waypoint, by its Gateway name).\nA gateway's listeners count as CLIENT traffic: no match.mode SERVER here."),
+    }
+}
+
 /// The two-part ECDS EnvoyFilter: an HTTP filter inserted before
 /// `istio.stats` that takes its configuration from ECDS, and that
 /// configuration (remote code + sha256, downloaded and cached by the agent).
-/// `extra` patches follow.
-pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
+/// `extra` patches follow. `pre_1_25`: for proxies older than Envoy 1.33
+/// (Istio before 1.25), which have no `failure_policy`: `fail_open: true`.
+pub fn envoyfilter(
+    b: &Built,
+    config: &Value,
+    header: &str,
+    extra: Vec<Value>,
+    pre_1_25: bool,
+) -> Doc {
     let f = &b.filter;
     let name = b.ecds_name();
     let insert = map([
@@ -219,7 +313,11 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
     let config = map([
         ("name", s(f.module)),
         ("root_id", s(f.module)),
-        ("failure_policy", s("FAIL_OPEN")),
+        if pre_1_25 {
+            ("fail_open", Value::Bool(true))
+        } else {
+            ("failure_policy", s("FAIL_OPEN"))
+        },
         ("vm_config", map(vm)),
         (
             "configuration",
@@ -230,7 +328,7 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
                 ),
                 (
                     "value",
-                    s(&serde_json::to_string(&b.ordered).unwrap_or_default()),
+                    s(&serde_json::to_string(config).unwrap_or_default()),
                 ),
             ]),
         ),
@@ -266,17 +364,34 @@ pub fn envoyfilter(b: &Built, header: &str, extra: Vec<Value>) -> Doc {
             ]),
         ),
     ]);
+    let (policy_line, policy_note) = if pre_1_25 {
+        ("            fail_open:", "Envoy < 1.33 (Istio before 1.25) has no failure_policy; fail_open: true is its\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+    } else {
+        ("            failure_policy:", "Envoy >= 1.33 (Istio 1.25+); older proxies: envoyfilter-pre-1.25.yaml (fail_open).\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+    };
     Doc::new(header, value)
         .note("  priority:", "EnvoyFilters apply in ascending priority; each INSERT_BEFORE istio.stats lands\nright before it, so: attributegen (10) -> trace-tags (20) -> get-calls (30) -> istio.stats.")
-        .note("            failure_policy:", "Envoy >= 1.33 (Istio 1.25+); older proxies: replace with `fail_open: true`.\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+        .note(policy_line, policy_note)
         .note("                  sha256:", "sha256 of the module file itself (not of an image).")
 }
 
-/// The HCM `tracing.custom_tags` MERGE patch reading trace-tags' filter state.
-pub fn tracing_patch(tags: &[String]) -> Value {
-    let custom = tags
-        .iter()
-        .map(|t| map([("tag", s(t)), ("value", s(&trace_tag_state(t)))]));
+/// The HCM `tracing.custom_tags` MERGE patch reading trace-tags' filter
+/// state (`value` tags, Envoy 1.37+) or, `headers`, the `x-trace-tag-<name>`
+/// request headers (`request_header` tags, every Envoy).
+pub fn tracing_patch(tags: &[String], headers: bool) -> Value {
+    let custom = tags.iter().map(|t| {
+        if headers {
+            map([
+                ("tag", s(t)),
+                (
+                    "request_header",
+                    map([("name", s(&format!("x-trace-tag-{t}")))]),
+                ),
+            ])
+        } else {
+            map([("tag", s(t)), ("value", s(&trace_tag_state(t)))])
+        }
+    });
     map([
         ("applyTo", s("NETWORK_FILTER")),
         ("match", inbound_hcm([])),

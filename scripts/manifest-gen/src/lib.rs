@@ -134,6 +134,25 @@ fn labels(config: &Json) -> Vec<String> {
     out
 }
 
+/// The example with trace-tags also writing each request-phase tag as the
+/// request header `x-trace-tag-<name>` (response-phase tags left out): for
+/// proxies whose tracing cannot read filter state.
+fn headers_config(b: &Built) -> serde_yaml_ng::Value {
+    let mut config = b.ordered.clone();
+    let section = if b.filter.dir == "trace-tags" {
+        Some(&mut config)
+    } else {
+        config.get_mut("trace_tags")
+    };
+    if let Some(serde_yaml_ng::Value::Mapping(m)) = section {
+        if let Some(serde_yaml_ng::Value::Sequence(tags)) = m.get_mut("tags") {
+            tags.retain(|t| !response_phase(t.get("phase").and_then(|p| p.as_str())));
+        }
+        m.insert(yaml::s("header_prefix"), yaml::s("x-trace-tag-"));
+    }
+    config
+}
+
 fn file(dir: &str, name: &str, docs: &[Doc]) -> Result<File, String> {
     Ok((
         PathBuf::from(OUT_DIR).join(dir).join(name),
@@ -175,28 +194,79 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
         "wasmplugin.yaml",
         &[istio::wasmplugin(b, f.dir, &b.ordered, &plugin_header)],
     )?);
-    let mut extra = Vec::new();
-    if let Some(tt) = &tt {
-        extra.push(istio::tracing_patch(&tag_names(tt, false)));
+    for (attach, file_name, what) in [
+        (
+            istio::Attach::Sidecar,
+            "trafficextension.yaml",
+            "sidecars by selector",
+        ),
+        (
+            istio::Attach::Waypoint,
+            "trafficextension-waypoint.yaml",
+            "the ambient waypoint of a Service, by targetRefs",
+        ),
+        (
+            istio::Attach::Gateway,
+            "trafficextension-gateway.yaml",
+            "a Kubernetes Gateway, by targetRefs",
+        ),
+    ] {
+        let header = format!(
+            "{} as an Istio TrafficExtension (Istio 1.30+, the recommended resource there)\n\
+             for {what}. Apply it instead of wasmplugin.yaml, not beside it: istiod turns\n\
+             every WasmPlugin into a TrafficExtension of its own, and both would run.\n\
+             The image is {} (scripts/oci-image): push it to your\n\
+             registry and change url (sha256 stays: it is the image's manifest digest).\n{head}",
+            f.dir,
+            b.url()
+        );
+        out.push(file(
+            f.dir,
+            file_name,
+            &[istio::trafficextension(
+                b, f.dir, attach, &b.ordered, &header,
+            )],
+        )?);
     }
-    let ef_header = format!(
-        "{} through EnvoyFilter, for meshes that do not use WasmPlugin: (1) an HTTP\n\
-         filter before istio.stats on inbound HTTP whose configuration comes from\n\
-         ECDS, (2) that configuration, with remote code: pilot-agent downloads the\n\
-         module, checks its sha256, caches it and rewrites it to a local file.{}\n\
-         Change the uri to where you host the module (the sha256 stays).\n{head}",
-        f.dir,
-        if tt.is_some() {
-            "\n(3) `value` custom tags reading trace-tags' filter state, merged into the\nHTTP connection manager's tracing (Envoy 1.40 has the `value` kind)."
-        } else {
-            ""
+    let headers_config = tt.as_ref().map(|_| headers_config(b));
+    for pre_1_25 in [false, true] {
+        let mut extra = Vec::new();
+        if let Some(tt) = &tt {
+            extra.push(istio::tracing_patch(&tag_names(tt, pre_1_25), pre_1_25));
         }
-    );
-    out.push(file(
-        f.dir,
-        "envoyfilter.yaml",
-        &[istio::envoyfilter(b, &ef_header, extra)],
-    )?);
+        let config = match (&headers_config, pre_1_25) {
+            (Some(c), true) => c,
+            _ => &b.ordered,
+        };
+        let ef_header = format!(
+            "{} through EnvoyFilter, for meshes that do not use WasmPlugin{}: (1) an HTTP\n\
+             filter before istio.stats on inbound HTTP whose configuration comes from\n\
+             ECDS, (2) that configuration, with remote code: pilot-agent downloads the\n\
+             module, checks its sha256, caches it and rewrites it to a local file.{}\n\
+             Change the uri to where you host the module (the sha256 stays).\n{head}",
+            f.dir,
+            if pre_1_25 {
+                ", on Istio\nbefore 1.25 (Envoy < 1.33: `fail_open` instead of `failure_policy`)"
+            } else {
+                ""
+            },
+            match (tt.is_some(), pre_1_25) {
+                (false, _) => "",
+                (true, false) => "\n(3) `value` custom tags reading trace-tags' filter state, merged into the\nHTTP connection manager's tracing (Envoy 1.37+ has the `value` kind).",
+                (true, true) => "\n(3) `request_header` custom tags reading the x-trace-tag-<name> request headers\nthe filter writes (older Envoys have no `value` kind; response-phase tags are\nleft out), merged into the HTTP connection manager's tracing.",
+            }
+        );
+        let name = if pre_1_25 {
+            "envoyfilter-pre-1.25.yaml"
+        } else {
+            "envoyfilter.yaml"
+        };
+        out.push(file(
+            f.dir,
+            name,
+            &[istio::envoyfilter(b, config, &ef_header, extra, pre_1_25)],
+        )?);
+    }
     let mode = if f.server_only {
         "SERVER"
     } else {
@@ -254,20 +324,7 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
             )],
         )?);
     }
-    if let Some(tt) = &tt {
-        // Before 1.29: request headers instead of `formatter` tags.
-        let mut config = b.ordered.clone();
-        let section = if f.dir == "trace-tags" {
-            Some(&mut config)
-        } else {
-            config.get_mut("trace_tags")
-        };
-        if let Some(serde_yaml_ng::Value::Mapping(m)) = section {
-            if let Some(serde_yaml_ng::Value::Sequence(tags)) = m.get_mut("tags") {
-                tags.retain(|t| !response_phase(t.get("phase").and_then(|p| p.as_str())));
-            }
-            m.insert(yaml::s("header_prefix"), yaml::s("x-trace-tag-"));
-        }
+    if let (Some(tt), Some(config)) = (&tt, &headers_config) {
         let header = format!(
             "Istio before 1.29 (no `formatter` custom tags): the filter also writes each\n\
              request-phase tag as the request header x-trace-tag-<name>, which\n\
@@ -278,7 +335,7 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
         out.push(file(
             f.dir,
             "wasmplugin-headers.yaml",
-            &[istio::wasmplugin(b, f.dir, &config, &header)],
+            &[istio::wasmplugin(b, f.dir, config, &header)],
         )?);
         let header = format!(
             "Istio before 1.29: `header` custom tags (Envoy request_header) read the\n\

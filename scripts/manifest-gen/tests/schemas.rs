@@ -157,6 +157,10 @@ fn cases_invalid() -> Vec<(&'static str, Value)> {
             "get-calls",
             json!({"metrics": [{"name": "upstream_rq_503"}]}),
         ),
+        (
+            "get-calls",
+            json!({"metrics": [{"name": "shadow_allowed"}]}),
+        ),
         ("trace-tags", json!({"tgas": []})),
         ("trace-tags", json!({"tags": [{"name": "a"}]})),
         (

@@ -428,16 +428,19 @@ fn splice_envoyfilters(
 }
 
 fn envoyfilter_case(dirs: &[&str], typed_struct: bool) {
+    envoyfilter_file_case(dirs, "envoyfilter.yaml", typed_struct, false);
+}
+
+/// `file` of each folder in `dirs`, spliced; `headers_variant`: trace-tags
+/// writes request headers that `request_header` custom tags read.
+fn envoyfilter_file_case(dirs: &[&str], file: &str, typed_struct: bool, headers_variant: bool) {
     let ecds = tempfile::tempdir().unwrap();
-    let efs: Vec<Value> = dirs
-        .iter()
-        .map(|d| manifest(d, "envoyfilter.yaml"))
-        .collect();
+    let efs: Vec<Value> = dirs.iter().map(|d| manifest(d, file)).collect();
     let (http, tags) = splice_envoyfilters(efs, ecds.path(), typed_struct);
     let collector = Collector::start().unwrap();
     let envoy = deploy(http, dirs, Value::Array(tags), &collector);
-    let what = format!("EnvoyFilter {dirs:?} (TypedStruct: {typed_struct})");
-    assert_outputs(&envoy, &collector, &what, false);
+    let what = format!("EnvoyFilter {file} {dirs:?} (TypedStruct: {typed_struct})");
+    assert_outputs(&envoy, &collector, &what, headers_variant);
     // The filters came over ECDS.
     for d in dirs {
         let module = manifest_gen::filters::by_dir(d).unwrap().module;
@@ -462,4 +465,336 @@ fn envoyfilters_as_typed_structs() {
 #[test]
 fn bundle_envoyfilter_spliced_as_written() {
     envoyfilter_case(&["telemetry-bundle"], false);
+}
+
+/// istiod 1.30's conversion of a WasmPlugin into a synthetic TrafficExtension
+/// (`pilot/pkg/config/kube/extensions/translate.go`): same namespace, the
+/// name with `~istio-translated-wasmplugin`, phase / priority / match /
+/// selector / targetRefs kept, the Wasm fields moved under `wasm`.
+fn wasmplugin_to_trafficextension(plugin: &Value) -> Value {
+    let spec = plugin["spec"].as_object().unwrap();
+    let mut te = serde_json::Map::new();
+    let mut wasm = serde_json::Map::new();
+    for (k, v) in spec {
+        match k.as_str() {
+            "selector" | "targetRefs" | "phase" | "priority" | "match" => {
+                te.insert(k.clone(), v.clone());
+            }
+            _ => {
+                wasm.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    te.insert("wasm".into(), Value::Object(wasm));
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "TrafficExtension",
+        "metadata": {
+            "name": format!("{}~istio-translated-wasmplugin", plugin["metadata"]["name"].as_str().unwrap()),
+            "namespace": plugin["metadata"]["namespace"],
+        },
+        "spec": te,
+    })
+}
+
+/// The traffic direction of the listener a TrafficExtension lands on, as
+/// istiod's `workloadModeForListenerClass` names it: a sidecar's inbound
+/// and a waypoint's listeners are `SERVER`, a gateway's (and a sidecar's
+/// outbound) `CLIENT`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Direction {
+    Server,
+    Client,
+}
+
+/// istiod's `matchMode`: no `match`, `UNDEFINED` or `CLIENT_AND_SERVER`
+/// match every listener; `SERVER` / `CLIENT` only their own direction.
+fn matches(spec: &Value, direction: Direction) -> bool {
+    let Some(selectors) = spec["match"].as_array().filter(|m| !m.is_empty()) else {
+        return true;
+    };
+    selectors.iter().any(|m| match m["mode"].as_str() {
+        None | Some("UNDEFINED" | "CLIENT_AND_SERVER") => true,
+        Some("SERVER") => direction == Direction::Server,
+        Some("CLIENT") => direction == Direction::Client,
+        Some(other) => panic!("match.mode {other}"),
+    })
+}
+
+/// One TrafficExtension as istiod 1.30 turns it into Envoy configuration
+/// (`pilot/pkg/model/extensions.go`, `…/core/extension/extensionfilter.go`).
+struct Extension {
+    /// Phase rank: AUTHN, AUTHZ, STATS, unspecified (the order istiod appends them).
+    phase: u8,
+    /// `priority`; unset sorts as the lowest int32.
+    priority: i64,
+    /// The HTTP filter: `extensions.istio.io/trafficextension/<ns>.<name>`, its
+    /// configuration from ECDS (written to `dir`).
+    filter: Value,
+}
+
+/// Translates `te` for a listener of `direction` (None when its `match`
+/// excludes it), writing its ECDS resource into `dir`: the Wasm filter named
+/// `<ns>.<name>`, `root_id` from `wasm.pluginName`, non-empty `pluginConfig`
+/// as compact JSON in a `StringValue`, `failStrategy` → `failure_policy`
+/// (unset: Envoy's default, fail closed), `vmConfig.env` → environment
+/// variables; the `oci://` code pointed at the local module whose image
+/// digest is the manifest's `sha256` (pilot-agent's pull).
+fn translate_trafficextension(te: &Value, direction: Direction, dir: &Path) -> Option<Extension> {
+    let spec = &te["spec"];
+    if !matches(spec, direction) {
+        return None;
+    }
+    let wasm = &spec["wasm"];
+    let ns = te["metadata"]["namespace"].as_str().unwrap_or("default");
+    let name = format!("{ns}.{}", te["metadata"]["name"].as_str().unwrap());
+    let resource = format!("extensions.istio.io/trafficextension/{name}");
+    let module = module_of_image(
+        wasm["url"].as_str().unwrap(),
+        wasm["sha256"].as_str().unwrap(),
+    );
+    let mut vm = json!({
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": module } },
+    });
+    let mut key_values = serde_json::Map::new();
+    let mut host_keys = Vec::new();
+    for e in wasm["vmConfig"]["env"].as_array().into_iter().flatten() {
+        let n = e["name"].as_str().unwrap().to_string();
+        if e["valueFrom"] == "HOST" {
+            host_keys.push(json!(n));
+        } else {
+            key_values.insert(n, e["value"].clone());
+        }
+    }
+    vm["environment_variables"] = json!({ "key_values": key_values, "host_env_keys": host_keys });
+    let mut config = json!({
+        "name": name,
+        "root_id": wasm["pluginName"].as_str().unwrap_or(""),
+        "vm_config": vm,
+    });
+    match wasm["failStrategy"].as_str() {
+        Some("FAIL_OPEN") => config["failure_policy"] = json!("FAIL_OPEN"),
+        Some("FAIL_CLOSE") => config["failure_policy"] = json!("FAIL_CLOSED"),
+        Some("FAIL_RELOAD") => config["failure_policy"] = json!("FAIL_RELOAD"),
+        _ => {}
+    }
+    let plugin_config = &wasm["pluginConfig"];
+    if plugin_config.as_object().is_some_and(|m| !m.is_empty()) {
+        config["configuration"] = json!({
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": plugin_config.to_string(),
+        });
+    }
+    let file = dir.join(format!("{}.json", name.replace(['/', '~'], "_")));
+    let doc = json!({ "version_info": "1", "resources": [{
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": resource,
+        "typed_config": { "@type": WASM_TYPE, "config": config },
+    }]});
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let phase = match spec["phase"].as_str() {
+        Some("AUTHN") => 0,
+        Some("AUTHZ") => 1,
+        Some("STATS") => 2,
+        _ => 3,
+    };
+    let filter = json!({
+        "name": resource,
+        "config_discovery": {
+            "config_source": {
+                "path_config_source": { "path": file },
+                "resource_api_version": "V3",
+                "initial_fetch_timeout": "0s",
+            },
+            "type_urls": [WASM_TYPE],
+        },
+    });
+    Some(Extension {
+        phase,
+        priority: spec["priority"].as_i64().unwrap_or(i64::from(i32::MIN)),
+        filter,
+    })
+}
+
+/// The HTTP filters of `resources` (TrafficExtensions, and WasmPlugins
+/// converted to synthetic TrafficExtensions) in istiod's order: all of them
+/// sorted by creation time (here: the order given), then, within each
+/// phase, stably by priority, highest first; phases AUTHN, AUTHZ, STATS,
+/// unspecified. WasmPlugins and TrafficExtensions share that one order.
+fn istiod_chain(resources: &[Value], direction: Direction, dir: &Path) -> Vec<(String, Value)> {
+    let mut exts: Vec<(String, Extension)> = resources
+        .iter()
+        .map(|r| {
+            if r["kind"] == "WasmPlugin" {
+                wasmplugin_to_trafficextension(r)
+            } else {
+                r.clone()
+            }
+        })
+        .filter_map(|te| {
+            let name = te["metadata"]["name"].as_str().unwrap().to_string();
+            translate_trafficextension(&te, direction, dir).map(|e| (name, e))
+        })
+        .collect();
+    exts.sort_by_key(|(_, e)| (e.phase, -e.priority));
+    exts.into_iter().map(|(n, e)| (n, e.filter)).collect()
+}
+
+fn trafficextension_case(resources: &[(&str, &str)], direction: Direction, what: &str) {
+    let ecds = tempfile::tempdir().unwrap();
+    let docs: Vec<Value> = resources.iter().map(|(d, f)| manifest(d, f)).collect();
+    for d in &docs {
+        if d["kind"] == "TrafficExtension" {
+            // As istiod reads it: exactly one of selector / targetRefs.
+            let spec = &d["spec"];
+            assert!(
+                spec["selector"].is_null() != spec["targetRefs"].is_null(),
+                "{what}"
+            );
+        }
+    }
+    let chain = istiod_chain(&docs, direction, ecds.path());
+    assert_eq!(
+        chain.len(),
+        docs.len(),
+        "{what}: a resource did not match the listener"
+    );
+    let names: Vec<&str> = chain.iter().map(|(n, _)| n.as_str()).collect();
+    let dirs: Vec<&str> = resources.iter().map(|(d, _)| *d).collect();
+    if dirs.len() == 3 {
+        // attributegen (AUTHN) -> trace-tags (STATS, 20) -> get-calls (STATS, 10).
+        let order: Vec<&str> = names.iter().map(|n| n.split('~').next().unwrap()).collect();
+        assert_eq!(order, ["attributegen", "trace-tags", "get-calls"], "{what}");
+    }
+    let tracing = if dirs.contains(&"trace-tags") {
+        "trace-tags"
+    } else {
+        dirs[0]
+    };
+    let collector = Collector::start().unwrap();
+    let envoy = deploy(
+        chain.into_iter().map(|(_, f)| f).collect(),
+        &dirs,
+        telemetry_custom_tags(&manifest(tracing, "telemetry.yaml")),
+        &collector,
+    );
+    assert_outputs(&envoy, &collector, what, false);
+}
+
+/// The three TrafficExtensions on a sidecar's inbound listener (`SERVER`).
+#[test]
+fn trafficextensions_as_istiod_translates_them() {
+    trafficextension_case(
+        &[
+            ("get-calls", "trafficextension.yaml"),
+            ("attributegen", "trafficextension.yaml"),
+            ("trace-tags", "trafficextension.yaml"),
+        ],
+        Direction::Server,
+        "TrafficExtensions (sidecar)",
+    );
+}
+
+/// The `targetRefs` Service variants on a waypoint (its listeners: `SERVER`).
+#[test]
+fn trafficextensions_on_a_waypoint() {
+    trafficextension_case(
+        &[
+            ("trace-tags", "trafficextension-waypoint.yaml"),
+            ("get-calls", "trafficextension-waypoint.yaml"),
+            ("attributegen", "trafficextension-waypoint.yaml"),
+        ],
+        Direction::Server,
+        "TrafficExtensions (waypoint)",
+    );
+}
+
+/// The `targetRefs` Gateway variants on a gateway (its listeners: `CLIENT`).
+#[test]
+fn trafficextensions_on_a_gateway() {
+    trafficextension_case(
+        &[
+            ("attributegen", "trafficextension-gateway.yaml"),
+            ("get-calls", "trafficextension-gateway.yaml"),
+            ("trace-tags", "trafficextension-gateway.yaml"),
+        ],
+        Direction::Client,
+        "TrafficExtensions (gateway)",
+    );
+}
+
+/// The bundle's TrafficExtension on a sidecar, and on a gateway.
+#[test]
+fn bundle_trafficextension_as_istiod_translates_it() {
+    trafficextension_case(
+        &[("telemetry-bundle", "trafficextension.yaml")],
+        Direction::Server,
+        "bundle TrafficExtension (sidecar)",
+    );
+    trafficextension_case(
+        &[("telemetry-bundle", "trafficextension-gateway.yaml")],
+        Direction::Client,
+        "bundle TrafficExtension (gateway)",
+    );
+}
+
+/// WasmPlugins (converted by istiod into TrafficExtensions) and
+/// TrafficExtensions land in one chain, ordered by phase and priority
+/// whatever their kind.
+#[test]
+fn wasmplugins_and_trafficextensions_share_one_order() {
+    trafficextension_case(
+        &[
+            ("get-calls", "wasmplugin.yaml"),
+            ("trace-tags", "trafficextension.yaml"),
+            ("attributegen", "wasmplugin.yaml"),
+        ],
+        Direction::Server,
+        "WasmPlugins + TrafficExtension",
+    );
+}
+
+/// `match.mode: SERVER` keeps get-calls and the bundle off a sidecar's
+/// outbound listeners (and off a gateway's); attributegen and trace-tags
+/// have no `match` and go everywhere.
+#[test]
+fn match_mode_selects_the_traffic_direction() {
+    let ecds = tempfile::tempdir().unwrap();
+    let on = |dir: &str, file: &str, direction| {
+        translate_trafficextension(&manifest(dir, file), direction, ecds.path()).is_some()
+    };
+    for dir in ["get-calls", "telemetry-bundle"] {
+        assert!(on(dir, "trafficextension.yaml", Direction::Server), "{dir}");
+        assert!(
+            !on(dir, "trafficextension.yaml", Direction::Client),
+            "{dir}"
+        );
+        assert!(
+            on(dir, "trafficextension-gateway.yaml", Direction::Client),
+            "{dir}"
+        );
+    }
+    for dir in ["attributegen", "trace-tags"] {
+        assert!(on(dir, "trafficextension.yaml", Direction::Client), "{dir}");
+        assert!(on(dir, "trafficextension.yaml", Direction::Server), "{dir}");
+    }
+}
+
+/// The EnvoyFilters for Istio before 1.25 (`fail_open`, header custom
+/// tags), spliced as written: nothing to edit by hand.
+#[test]
+fn envoyfilters_before_istio_1_25() {
+    envoyfilter_file_case(
+        &["attributegen", "trace-tags", "get-calls"],
+        "envoyfilter-pre-1.25.yaml",
+        false,
+        true,
+    );
+    envoyfilter_file_case(
+        &["telemetry-bundle"],
+        "envoyfilter-pre-1.25.yaml",
+        true,
+        true,
+    );
 }
