@@ -365,9 +365,9 @@ pub fn envoyfilter(
         ),
     ]);
     let (policy_line, policy_note) = if pre_1_25 {
-        ("            fail_open:", "Envoy < 1.33 (Istio before 1.25) has no failure_policy; fail_open: true is its\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+        ("            fail_open:", "Envoy < 1.33 (Istio before 1.25) has no failure_policy. fail_open: true (deprecated,\naccepted up to Envoy 1.40 with a warning): a VM that traps is skipped, even the\ntrapping request continues.")
     } else {
-        ("            failure_policy:", "Envoy >= 1.33 (Istio 1.25+); older proxies: envoyfilter-pre-1.25.yaml (fail_open).\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
+        ("            failure_policy:", "Envoy >= 1.33 (Istio 1.25+); older proxies: envoyfilter-pre-*.yaml (fail_open).\nFAIL_OPEN: a VM that traps fails one request (503), then is skipped.")
     };
     Doc::new(header, value)
         .note("  priority:", "EnvoyFilters apply in ascending priority; each INSERT_BEFORE istio.stats lands\nright before it, so: attributegen (10) -> trace-tags (20) -> get-calls (30) -> istio.stats.")

@@ -238,6 +238,9 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
             (Some(c), true) => c,
             _ => &b.ordered,
         };
+        // With trace tags the legacy form is also the one for Istio 1.25–1.28:
+        // their Envoys (< 1.37) have no `value` custom tags.
+        let until = if tt.is_some() { "1.29" } else { "1.25" };
         let ef_header = format!(
             "{} through EnvoyFilter, for meshes that do not use WasmPlugin{}: (1) an HTTP\n\
              filter before istio.stats on inbound HTTP whose configuration comes from\n\
@@ -246,24 +249,24 @@ pub fn filter_files(b: &Built) -> Result<Vec<File>, String> {
              Change the uri to where you host the module (the sha256 stays).\n{head}",
             f.dir,
             if pre_1_25 {
-                ", on Istio\nbefore 1.25 (Envoy < 1.33: `fail_open` instead of `failure_policy`)"
+                format!(", on Istio\nbefore {until} (`fail_open` instead of `failure_policy`, which needs Envoy 1.33 /\nIstio 1.25)")
             } else {
-                ""
+                format!(", Istio {until}+")
             },
             match (tt.is_some(), pre_1_25) {
                 (false, _) => "",
-                (true, false) => "\n(3) `value` custom tags reading trace-tags' filter state, merged into the\nHTTP connection manager's tracing (Envoy 1.37+ has the `value` kind).",
-                (true, true) => "\n(3) `request_header` custom tags reading the x-trace-tag-<name> request headers\nthe filter writes (older Envoys have no `value` kind; response-phase tags are\nleft out), merged into the HTTP connection manager's tracing.",
+                (true, false) => "\n(3) `value` custom tags reading trace-tags' filter state, merged into the\nHTTP connection manager's tracing (the `value` kind needs Envoy 1.37+).",
+                (true, true) => "\n(3) `request_header` custom tags reading the x-trace-tag-<name> request headers\nthe filter writes (Envoy < 1.37 has no `value` kind; response-phase tags are\nleft out), merged into the HTTP connection manager's tracing.",
             }
         );
         let name = if pre_1_25 {
-            "envoyfilter-pre-1.25.yaml"
+            format!("envoyfilter-pre-{until}.yaml")
         } else {
-            "envoyfilter.yaml"
+            "envoyfilter.yaml".to_string()
         };
         out.push(file(
             f.dir,
-            name,
+            &name,
             &[istio::envoyfilter(b, config, &ef_header, extra, pre_1_25)],
         )?);
     }

@@ -428,18 +428,21 @@ fn splice_envoyfilters(
 }
 
 fn envoyfilter_case(dirs: &[&str], typed_struct: bool) {
-    envoyfilter_file_case(dirs, "envoyfilter.yaml", typed_struct, false);
+    let files: Vec<(&str, &str)> = dirs.iter().map(|d| (*d, "envoyfilter.yaml")).collect();
+    envoyfilter_files_case(&files, typed_struct, false);
 }
 
-/// `file` of each folder in `dirs`, spliced; `headers_variant`: trace-tags
-/// writes request headers that `request_header` custom tags read.
-fn envoyfilter_file_case(dirs: &[&str], file: &str, typed_struct: bool, headers_variant: bool) {
+/// Each (folder, file) spliced; `headers_variant`: trace-tags writes
+/// request headers that `request_header` custom tags read.
+fn envoyfilter_files_case(files: &[(&str, &str)], typed_struct: bool, headers_variant: bool) {
     let ecds = tempfile::tempdir().unwrap();
-    let efs: Vec<Value> = dirs.iter().map(|d| manifest(d, file)).collect();
+    let efs: Vec<Value> = files.iter().map(|(d, f)| manifest(d, f)).collect();
+    let dirs: Vec<&str> = files.iter().map(|(d, _)| *d).collect();
+    let dirs = dirs.as_slice();
     let (http, tags) = splice_envoyfilters(efs, ecds.path(), typed_struct);
     let collector = Collector::start().unwrap();
     let envoy = deploy(http, dirs, Value::Array(tags), &collector);
-    let what = format!("EnvoyFilter {file} {dirs:?} (TypedStruct: {typed_struct})");
+    let what = format!("EnvoyFilter {files:?} (TypedStruct: {typed_struct})");
     assert_outputs(&envoy, &collector, &what, headers_variant);
     // The filters came over ECDS.
     for d in dirs {
@@ -781,19 +784,22 @@ fn match_mode_selects_the_traffic_direction() {
     }
 }
 
-/// The EnvoyFilters for Istio before 1.25 (`fail_open`, header custom
-/// tags), spliced as written: nothing to edit by hand.
+/// The EnvoyFilters for Istio before 1.25 (`fail_open`; with trace tags:
+/// before 1.29, `request_header` custom tags), spliced as written: nothing
+/// to edit by hand.
 #[test]
 fn envoyfilters_before_istio_1_25() {
-    envoyfilter_file_case(
-        &["attributegen", "trace-tags", "get-calls"],
-        "envoyfilter-pre-1.25.yaml",
+    envoyfilter_files_case(
+        &[
+            ("attributegen", "envoyfilter-pre-1.25.yaml"),
+            ("trace-tags", "envoyfilter-pre-1.29.yaml"),
+            ("get-calls", "envoyfilter-pre-1.25.yaml"),
+        ],
         false,
         true,
     );
-    envoyfilter_file_case(
-        &["telemetry-bundle"],
-        "envoyfilter-pre-1.25.yaml",
+    envoyfilter_files_case(
+        &[("telemetry-bundle", "envoyfilter-pre-1.29.yaml")],
         true,
         true,
     );

@@ -183,6 +183,90 @@ fn the_crd_checks_reject_bad_resources() {
     );
 }
 
+/// The TrafficExtension checks mean something too: its own enums, the Wasm
+/// fields only under `wasm`, and its CEL rules (one of wasm / lua, one of
+/// selector / targetRefs, no cross-namespace target).
+#[test]
+fn the_crd_checks_reject_bad_trafficextensions() {
+    let schemas = crd_schemas();
+    let (.., schema) = schemas
+        .iter()
+        .find(|(_, v, k, _)| k == "TrafficExtension" && v == "v1alpha1")
+        .expect("the TrafficExtension CRD in test-env/testdata/istio-crds");
+    let validator = jsonschema::draft4::new(&k8s::strict(schema)).unwrap();
+    let base = serde_json::json!({"apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "TrafficExtension", "metadata": {"name": "x"},
+        "spec": {"phase": "STATS", "priority": 10, "wasm": {"url": "oci://r/x:1"}}});
+    assert!(validator.is_valid(&base));
+    let failed = |doc: &Value| {
+        k8s::evaluate_rules(schema, doc)
+            .into_iter()
+            .filter(|r| r.outcome != Ok(true))
+            .map(|r| r.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(failed(&base), Vec::<String>::new());
+    // WasmPlugin's flat form is not a TrafficExtension.
+    let mut flat = base.clone();
+    flat["spec"]["url"] = "oci://r/x:1".into();
+    assert!(!validator.is_valid(&flat), "spec.url accepted");
+    let mut phase = base.clone();
+    phase["spec"]["phase"] = "LATER".into();
+    assert!(!validator.is_valid(&phase));
+    let mut fail = base.clone();
+    fail["spec"]["wasm"]["failStrategy"] = "FAIL_OPEN_PLEASE".into();
+    assert!(!validator.is_valid(&fail));
+    let mut mode = base.clone();
+    mode["spec"]["match"] = serde_json::json!([{"mode": "INBOUND"}]);
+    assert!(!validator.is_valid(&mode));
+    let mut neither = base.clone();
+    neither["spec"].as_object_mut().unwrap().remove("wasm");
+    assert_eq!(failed(&neither), ["exactly one of wasm or lua must be set"]);
+    let mut both = base.clone();
+    both["spec"]["lua"] = serde_json::json!({"inlineCode": "function envoy_on_request(h) end"});
+    assert!(!validator.is_valid(&both), "wasm and lua accepted (oneOf)");
+    assert_eq!(failed(&both), ["exactly one of wasm or lua must be set"]);
+    let mut attach = base.clone();
+    attach["spec"]["selector"] = serde_json::json!({"matchLabels": {"app": "a"}});
+    attach["spec"]["targetRefs"] = serde_json::json!([{"kind": "Service", "group": "", "name": "a"}]);
+    assert_eq!(
+        failed(&attach),
+        ["only one of targetRefs or selector can be set"]
+    );
+    let mut cross = base.clone();
+    cross["spec"]["targetRefs"] =
+        serde_json::json!([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g", "namespace": "other"}]);
+    assert_eq!(
+        failed(&cross),
+        ["cross namespace referencing is not currently supported"]
+    );
+}
+
+/// Every filter and the bundle ship the three TrafficExtension forms.
+#[test]
+fn every_filter_has_its_trafficextensions() {
+    let docs = istio_docs();
+    for f in manifest_gen::filters::FILTERS {
+        for (file, attach) in [
+            ("trafficextension.yaml", "selector"),
+            ("trafficextension-waypoint.yaml", "targetRefs"),
+            ("trafficextension-gateway.yaml", "targetRefs"),
+        ] {
+            let path = workspace_root()
+                .join("envoyfilter-manifests")
+                .join(f.dir)
+                .join(file);
+            let (_, doc, kind, _) = docs
+                .iter()
+                .find(|(p, ..)| *p == path)
+                .unwrap_or_else(|| panic!("{}: missing", path.display()));
+            assert_eq!(kind, "TrafficExtension");
+            assert!(doc["spec"][attach].is_object() || doc["spec"][attach].is_array());
+            assert_eq!(doc["spec"]["wasm"]["failStrategy"], "FAIL_OPEN");
+        }
+    }
+}
+
 /// The filter a manifest's Wasm code is (image name of a WasmPlugin URL,
 /// module file of an EnvoyFilter), if it is one of the project's.
 fn filter_of(code: &str) -> Option<&'static manifest_gen::filters::Filter> {
@@ -220,6 +304,13 @@ fn wasm_configs(doc: &Value) -> Vec<(String, Value)> {
         out.push((
             doc["spec"]["url"].as_str().unwrap().to_string(),
             doc["spec"]["pluginConfig"].clone(),
+        ));
+    }
+    if doc["kind"] == "TrafficExtension" {
+        let wasm = &doc["spec"]["wasm"];
+        out.push((
+            wasm["url"].as_str().unwrap().to_string(),
+            wasm["pluginConfig"].clone(),
         ));
     }
     walk(doc, &mut out);
