@@ -65,7 +65,12 @@ pub fn requires_envoy(test: &str, needed: EnvoyVersion, why: &str) -> bool {
         return true;
     }
     let got = got.map_or_else(|| "an unknown version".to_string(), |v| v.to_string());
-    let line = format!("SKIPPED {test}: needs Envoy {needed}+ ({why}), running {got}");
+    let mode = if crate::bundle_mode() {
+        " [bundle]"
+    } else {
+        ""
+    };
+    let line = format!("SKIPPED {test}{mode}: needs Envoy {needed}+ ({why}), running {got}");
     // Straight to stderr: the test runner's capture hides a passing test's
     // println!, and this line must show.
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
