@@ -7,6 +7,7 @@
 # Installs what it needs (wasm target, Envoy, Debian packages) on first use.
 #   SKIP_COMPOSE=1  leave out the docker-compose stage
 #   SKIP_FUZZ=1     leave out the fuzzing stage
+#   SKIP_MATRIX=1   leave out the older Envoys (scripts/test-matrix.sh)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 started=$(date +%s)
@@ -63,6 +64,11 @@ stage "end-to-end tests through Envoy $ENVOY_VERSION (the one-VM bundle)"
 TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
   --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing --test grpc_sinks \
   -- --test-threads "${E2E_THREADS:-2}"
+
+if [ "${SKIP_MATRIX:-}" != 1 ]; then
+  stage "end-to-end matrix: attributegen, get_calls, trace_tags through the older Envoys (separate and bundle)"
+  "$ROOT/scripts/test-matrix.sh"
+fi
 
 if [ "${SKIP_FUZZ:-}" != 1 ] && [ -x "$ROOT/scripts/fuzz.sh" ]; then
   stage "fuzzing (short pass)"

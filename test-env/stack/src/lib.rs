@@ -7,6 +7,8 @@
 //!   through Envoy and prints a tally of what it got, per operation;
 //! - `collector`: a span collector (OTLP/HTTP and Zipkin JSON, decoded by
 //!   the harness's collector) with a JSON API to read the spans back;
+//! - `stack`: starts, feeds and stops the stack as local processes
+//!   (`scripts/stack.sh` is its wrapper);
 //! - `stack-check`: the assertions the stack's tests make through its own
 //!   surfaces (Prometheus, the collector, Envoy's access log, the dashboard).
 
@@ -15,6 +17,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub mod bookstore;
+pub mod local_config;
+pub mod supervise;
 
 /// One request the traffic generator sends per round: the operation id
 /// attributegen should give it, method, path (`{id}` = a book id).
