@@ -50,8 +50,12 @@ pub struct Plan {
 /// it is logged (one line per error, naming the field), counted once in
 /// [`CONFIG_ERRORS`], and yields a plan that produces no attributes.
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let config_errors = host
+        .define_metric(MetricKind::Counter, CONFIG_ERRORS, &[])
+        .ok();
+    let runtime_errors = host
+        .define_metric(MetricKind::Counter, RUNTIME_ERRORS, &[])
+        .ok();
     let compiled = parse_json::<PluginConfig>(raw)
         .map_err(|e| {
             report(host, &e);
@@ -87,7 +91,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
                 ),
             );
             if let Some(id) = config_errors {
-                let _ = host.increment(id, 1);
+                let _ = host.increment(id, &[], 1);
             }
             Plan {
                 runtime_errors,
@@ -347,7 +351,7 @@ impl Plan {
 
     fn runtime_error(&self, host: &impl Host, g: &Generator, source: &str, why: &str) {
         if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, 1);
+            let _ = host.increment(id, &[], 1);
         }
         if let Some(n) = self.throttle.hit() {
             host.log(

@@ -53,7 +53,7 @@ impl RootContext for Root {
         }
         if config.host_cel.is_empty() {
             let counter = WasmHost
-                .define_metric(MetricKind::Counter, "bench_reference_requests")
+                .define_metric(MetricKind::Counter, "bench_reference_requests", &[])
                 .ok();
             self.job = Rc::new(Job::Reference(counter));
             return true;
@@ -111,7 +111,7 @@ impl HttpContext for Stream {
             };
             let _ = WasmHost.set_attribute(FILTER_NAME, &value);
             if let Some(id) = counter {
-                let _ = WasmHost.increment(*id, 1);
+                let _ = WasmHost.increment(*id, &[], 1);
             }
         }
         Action::Continue

@@ -104,12 +104,23 @@ pub trait Host {
     /// Evaluates a compiled expression against the current stream; the raw
     /// serialized result (decode it with [`crate::cel`]).
     fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError>;
-    /// Defines (or finds, once per VM) a metric by its full stat name.
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError>;
-    /// Adds `by` to a counter or gauge.
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError>;
-    /// Records a histogram sample (or sets a gauge).
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError>;
+    /// Defines (or finds, once per VM) a metric at configure time. A
+    /// labelled metric is defined once by its name and its label names, in
+    /// the order given (`&[]` for a plain metric); each increment or record
+    /// then passes one value per label, in that order. How the labels reach
+    /// Envoy is the host's business (real stat tags, or names tag-encoded
+    /// per series by [`crate::metrics::encode`]). Callers sanitise values.
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError>;
+    /// Adds `by` to a counter or gauge, on the series of `label_values`.
+    fn increment(&self, metric: MetricId, label_values: &[&str], by: i64) -> Result<(), HostError>;
+    /// Records a histogram sample (or sets a gauge), on the series of
+    /// `label_values`.
+    fn record(&self, metric: MetricId, label_values: &[&str], value: u64) -> Result<(), HostError>;
     /// Reads shared data (shared by all VMs with the same `vm_id` in one
     /// Envoy): the value and its compare-and-swap token.
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
@@ -122,5 +133,11 @@ pub trait Host {
     /// (evaluated in the module). Real hosts: yes.
     fn native_cel(&self) -> bool {
         true
+    }
+    /// Tags the request's active span. proxy-wasm cannot:
+    /// [`HostError::Unimplemented`] (callers fall back to filter state).
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        let _ = (name, value);
+        Err(HostError::Unimplemented)
     }
 }

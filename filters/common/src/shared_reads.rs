@@ -140,16 +140,25 @@ impl<H: Host> Host for CachingHost<'_, H> {
         self.host.evaluate(expr)
     }
 
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
-        self.host.define_metric(kind, name)
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
+        self.host.define_metric(kind, name, label_names)
     }
 
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
-        self.host.increment(metric, by)
+    fn increment(&self, metric: MetricId, values: &[&str], by: i64) -> Result<(), HostError> {
+        self.host.increment(metric, values, by)
     }
 
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
-        self.host.record(metric, value)
+    fn record(&self, metric: MetricId, values: &[&str], value: u64) -> Result<(), HostError> {
+        self.host.record(metric, values, value)
+    }
+
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.host.set_span_tag(name, value)
     }
 
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {

@@ -50,11 +50,13 @@ fn section(doc: &serde_json::Map<String, Value>, key: &str) -> Option<Option<Vec
 /// problems in the document itself are logged and counted under the
 /// bundle's name. Never fails.
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Jobs {
-    let errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
+    let errors = host
+        .define_metric(MetricKind::Counter, CONFIG_ERRORS, &[])
+        .ok();
     let fail = |e: ConfigError| {
         host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
         if let Some(id) = errors {
-            let _ = host.increment(id, 1);
+            let _ = host.increment(id, &[], 1);
         }
     };
     let doc = match raw.filter(|r| !r.iter().all(u8::is_ascii_whitespace)) {

@@ -86,8 +86,12 @@ impl Default for Plan {
 /// once (naming the tag and the field) and counted in [`CONFIG_ERRORS`]; a bad
 /// tag is left out, the others work. An unparseable document yields no tags.
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let config_errors = host
+        .define_metric(MetricKind::Counter, CONFIG_ERRORS, &[])
+        .ok();
+    let runtime_errors = host
+        .define_metric(MetricKind::Counter, RUNTIME_ERRORS, &[])
+        .ok();
     let (mut plan, errors) = match parse_json::<PluginConfig>(raw) {
         Ok(config) => compile(&config, host),
         Err(e) => (Plan::default(), vec![e]),
@@ -98,7 +102,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
     }
     if let (Some(id), Ok(n)) = (config_errors, i64::try_from(errors.len())) {
         if n > 0 {
-            let _ = host.increment(id, n);
+            let _ = host.increment(id, &[], n);
         }
     }
     host.log(
@@ -577,7 +581,7 @@ impl Plan {
 
     fn runtime_error(&self, host: &impl Host, tag: &str, why: &str) {
         if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, 1);
+            let _ = host.increment(id, &[], 1);
         }
         if let Some(n) = self.throttle.hit() {
             host.log(

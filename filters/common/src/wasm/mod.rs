@@ -9,6 +9,7 @@
 mod adapter;
 mod host;
 pub mod hostcalls;
+mod metric_table;
 mod runtime;
 
 pub use adapter::{serve, Filter};
