@@ -7,13 +7,16 @@
 
 pub mod cel;
 pub mod config;
+pub mod diagnostics;
 pub mod fake;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod host;
+pub mod job;
 pub mod metrics;
 #[cfg(feature = "native-cel")]
 pub mod native_cel;
+pub mod pipeline;
 pub mod shared_reads;
 pub mod throttle;
 pub mod view;

@@ -11,6 +11,9 @@ use crate::cel::Expression;
 use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 
+/// The filter-state prefix of attributes written with [`Host::set_attribute`].
+const FILTER_STATE_PREFIX: &str = "wasm.";
+
 /// Per-request cache of host reads and of attributes written.
 #[derive(Debug, Default)]
 pub struct RequestCache {
@@ -55,7 +58,14 @@ impl<'c, H: Host> CachingHost<'c, H> {
 
 impl<H: Host> Host for CachingHost<'_, H> {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        if let [name] = path {
+        // An attribute an earlier job wrote (`wasm.<name>` in filter state),
+        // asked for by its name (as CEL sees it) or as filter state.
+        let written = match path {
+            [name] => Some(*name),
+            ["filter_state", key] => key.strip_prefix(FILTER_STATE_PREFIX),
+            _ => None,
+        };
+        if let Some(name) = written {
             if let Some((_, v)) = self
                 .cache
                 .attributes
@@ -205,6 +215,12 @@ mod tests {
         h.set_attribute("istio_operationId", b"ListBooks").unwrap();
         assert_eq!(
             h.property(&["istio_operationId"]).unwrap().unwrap(),
+            b"ListBooks"
+        );
+        assert_eq!(
+            h.property(&["filter_state", "wasm.istio_operationId"])
+                .unwrap()
+                .unwrap(),
             b"ListBooks"
         );
         assert_eq!(host.attribute("istio_operationId").unwrap(), b"ListBooks");

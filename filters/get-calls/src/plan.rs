@@ -4,11 +4,11 @@ use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig}
 use crate::{istio_service, FILTER_NAME};
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::diagnostics::Diagnostics;
+use filter_common::host::{Host, LogLevel, MetricKind};
 use filter_common::metrics::{
     self, SeriesTable, MAX_SERIES_LIMIT, MAX_VALUE_LENGTH_LIMIT, OVERFLOW_COUNTER_SUFFIX, UNKNOWN,
 };
-use filter_common::throttle::LogThrottle;
 use std::cell::RefCell;
 
 /// Counter of configurations with errors (+1 per such configuration per VM).
@@ -99,8 +99,7 @@ fn plain_path(source: &str) -> Option<Vec<String>> {
 pub struct Plan {
     debug: bool,
     metrics: Vec<Metric>,
-    runtime_errors: Option<MetricId>,
-    throttle: LogThrottle,
+    diagnostics: Diagnostics,
     /// Reused buffer for label values (a VM is single-threaded).
     scratch: RefCell<Vec<String>>,
 }
@@ -111,21 +110,12 @@ pub struct Plan {
 /// naming the metric, and the configuration counts once in
 /// [`CONFIG_ERRORS`].
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host
-        .define_metric(MetricKind::Counter, CONFIG_ERRORS, &[])
-        .ok();
-    let runtime_errors = host
-        .define_metric(MetricKind::Counter, RUNTIME_ERRORS, &[])
-        .ok();
+    let diagnostics = Diagnostics::define(host, FILTER_NAME);
     let (plan, errors) = compile(raw, host);
-    if !errors.is_empty() {
-        for e in &errors {
-            host.log(LogLevel::Warn, &format!("{CONFIG_ERROR_PREFIX} {e}"));
-        }
-        if let Some(id) = config_errors {
-            let _ = host.increment(id, &[], 1);
-        }
+    for e in &errors {
+        diagnostics.config_error(host, e);
     }
+    diagnostics.count_configuration(host, errors.len());
     if plan.debug {
         for m in &plan.metrics {
             let labels: Vec<&str> = m.dimensions.iter().map(|(l, _)| l.as_str()).collect();
@@ -141,7 +131,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
         }
     }
     Plan {
-        runtime_errors,
+        diagnostics,
         ..plan
     }
 }
@@ -423,25 +413,17 @@ impl Plan {
 
     /// Counts and (throttled) logs a failure; returns false (not recorded).
     fn runtime_error(&self, host: &impl Host, m: &Metric, field: &str, why: &str) -> bool {
-        if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, &[], 1);
-        }
-        if let Some(n) = self.throttle.hit() {
+        self.diagnostics.runtime_error(host, || {
             let source = match field {
                 "condition" => m.condition.as_ref().map_or("", |e| e.source()),
                 "value" => m.value.as_ref().map_or("", |e| e.source()),
                 _ => "",
             };
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "{FILTER_NAME}: metric \"{}\" {field} {source:?}: {why}; stream not recorded \
-                     ({n} runtime error{} so far in this VM, logged at powers of two)",
-                    m.name,
-                    if n == 1 { "" } else { "s" }
-                ),
-            );
-        }
+            format!(
+                "metric \"{}\" {field} {source:?}: {why}; stream not recorded",
+                m.name
+            )
+        });
         false
     }
 }

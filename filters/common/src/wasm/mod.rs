@@ -12,6 +12,6 @@ pub mod hostcalls;
 mod metric_table;
 mod runtime;
 
-pub use adapter::{serve, Filter};
+pub use adapter::{serve, Module};
 pub use host::WasmHost;
 pub use runtime::{init, log_start, Heartbeat, MemoryGauge};
