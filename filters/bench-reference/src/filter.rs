@@ -2,8 +2,8 @@
 
 use crate::config::parse;
 use crate::FILTER_NAME;
-use filter_common::cel::{self, Expression};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::cel;
+use filter_common::host::{Host, HostExpression, LogLevel, MetricId, MetricKind};
 use filter_common::wasm::{self, hostcalls, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -19,7 +19,7 @@ proxy_wasm::main! {{
 /// One compiled attribute of the host-CEL job.
 struct Attribute {
     output: String,
-    arms: Vec<(Expression, String)>,
+    arms: Vec<(HostExpression, String)>,
 }
 
 enum Job {

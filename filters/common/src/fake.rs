@@ -4,8 +4,7 @@
 //! source evaluates to, runs the logic, then reads attributes, metrics and
 //! logs back.
 
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -200,19 +199,19 @@ impl Host for FakeHost {
             .push((name.to_string(), value.to_vec()));
         Ok(())
     }
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         if self.rejected.borrow().iter().any(|s| s == source) {
             return Err(HostError::BadArgument);
         }
         let mut sources = self.sources.borrow_mut();
         sources.push(source.to_string());
-        Ok(Expression::new(
+        Ok(HostExpression::new(
             (sources.len() - 1) as u32,
             source,
             no_release,
         ))
     }
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         self.results
             .borrow()
             .get(expr.source())

@@ -1,7 +1,5 @@
 //! The only door from a filter's logic to Envoy.
 
-use crate::cel::Expression;
-
 /// Why a host call failed: the proxy-wasm status codes, plus any other value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostError {
@@ -84,6 +82,49 @@ pub enum MetricKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetricId(pub u32);
 
+/// An expression compiled by the host's CEL engine: its token and source.
+/// The token is released when the value is dropped, i.e. when the
+/// configuration that owns it goes. Filters use [`crate::cel::Expression`],
+/// which wraps it.
+pub struct HostExpression {
+    token: u32,
+    source: Box<str>,
+    release: fn(u32),
+}
+
+impl HostExpression {
+    /// Wraps a token; `release` is called with it on drop.
+    pub fn new(token: u32, source: &str, release: fn(u32)) -> Self {
+        HostExpression {
+            token,
+            source: source.into(),
+            release,
+        }
+    }
+
+    /// The host's token for this expression.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// The CEL source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl Drop for HostExpression {
+    fn drop(&mut self) {
+        (self.release)(self.token);
+    }
+}
+
+impl std::fmt::Debug for HostExpression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostExpression({:?})", self.source)
+    }
+}
+
 /// Everything a filter's logic may ask of Envoy. No method panics; every
 /// failure comes back as a [`HostError`].
 pub trait Host {
@@ -100,10 +141,10 @@ pub trait Host {
     /// Writes filter state `wasm.<name>` (single-segment name, stream context only).
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Compiles a CEL expression with Envoy's engine (configure time only).
-    fn compile(&self, source: &str) -> Result<Expression, HostError>;
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError>;
     /// Evaluates a compiled expression against the current stream; the raw
     /// serialized result (decode it with [`crate::cel`]).
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError>;
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError>;
     /// Defines (or finds, once per VM) a metric at configure time. A
     /// labelled metric is defined once by its name and its label names, in
     /// the order given (`&[]` for a plain metric); each increment or record

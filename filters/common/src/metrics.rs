@@ -338,10 +338,7 @@ impl SeriesTable {
         values: &[&str],
         by: i64,
     ) -> Result<Series, HostError> {
-        let id = self.check(values)?;
-        let series = self.resolve(host, values);
-        host.increment(id, self.values_of(series, values), by)?;
-        Ok(series)
+        self.write(host, values, |id, series| host.increment(id, series, by))
     }
 
     /// Records `value` on the series of `values` (sanitised, one per label),
@@ -352,18 +349,23 @@ impl SeriesTable {
         values: &[&str],
         value: u64,
     ) -> Result<Series, HostError> {
-        let id = self.check(values)?;
-        let series = self.resolve(host, values);
-        host.record(id, self.values_of(series, values), value)?;
-        Ok(series)
+        self.write(host, values, |id, series| host.record(id, series, value))
     }
 
-    fn check(&self, values: &[&str]) -> Result<MetricId, HostError> {
-        if values.len() == self.labels.len() {
-            self.id
-        } else {
-            Err(HostError::BadArgument)
+    /// Resolves the series of `values` and writes to it with `write`.
+    fn write(
+        &self,
+        host: &impl Host,
+        values: &[&str],
+        write: impl FnOnce(MetricId, &[&str]) -> Result<(), HostError>,
+    ) -> Result<Series, HostError> {
+        if values.len() != self.labels.len() {
+            return Err(HostError::BadArgument);
         }
+        let id = self.id?;
+        let series = self.resolve(host, values);
+        write(id, self.values_of(series, values))?;
+        Ok(series)
     }
 
     fn values_of<'a>(&'a self, series: Series, values: &'a [&'a str]) -> &'a [&'a str] {

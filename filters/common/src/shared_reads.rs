@@ -7,8 +7,7 @@
 //! since `response.*` appears only after the response starts), and an
 //! attribute one job wrote is handed to the next in memory.
 
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 
 /// The filter-state prefix of attributes written with [`Host::set_attribute`].
@@ -142,11 +141,11 @@ impl<H: Host> Host for CachingHost<'_, H> {
         Ok(())
     }
 
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         self.host.compile(source)
     }
 
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         self.host.evaluate(expr)
     }
 

@@ -2,8 +2,7 @@
 
 use super::hostcalls;
 use super::metric_table;
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 
 /// The host the filter runs in. Zero-sized: state lives in Envoy.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,14 +31,14 @@ impl Host for WasmHost {
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         hostcalls::set_attribute(name, value)
     }
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         let out = hostcalls::call_foreign_function("expr_create", source.as_bytes())?;
         let token = <[u8; 4]>::try_from(out.as_deref().unwrap_or_default())
             .map(u32::from_le_bytes)
             .map_err(|_| HostError::InternalFailure)?;
-        Ok(Expression::new(token, source, release_expression))
+        Ok(HostExpression::new(token, source, release_expression))
     }
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         hostcalls::call_foreign_function("expr_evaluate", &expr.token().to_le_bytes())
             .map(Option::unwrap_or_default)
     }
