@@ -7,6 +7,7 @@
 //! the proxy-wasm adapter is the small `filter` module, built for wasm only.
 
 pub mod config;
+pub mod job;
 pub mod plan;
 pub mod templates;
 

@@ -5,8 +5,8 @@ use crate::templates::{Entry, Template, TemplateGroup};
 use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
-use filter_common::throttle::LogThrottle;
+use filter_common::diagnostics::{log_config_error, Diagnostics};
+use filter_common::host::{Host, LogLevel};
 use filter_common::view::RequestView;
 
 /// Counter of rejected configurations (Istio's name; +1 per rejected
@@ -41,8 +41,7 @@ struct Generator {
 pub struct Plan {
     debug: bool,
     generators: Vec<Generator>,
-    runtime_errors: Option<MetricId>,
-    throttle: LogThrottle,
+    diagnostics: Diagnostics,
 }
 
 /// Parses and compiles a configuration, reporting problems through the host
@@ -50,8 +49,7 @@ pub struct Plan {
 /// it is logged (one line per error, naming the field), counted once in
 /// [`CONFIG_ERRORS`], and yields a plan that produces no attributes.
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let diagnostics = Diagnostics::define(host, FILTER_NAME);
     let compiled = parse_json::<PluginConfig>(raw)
         .map_err(|e| {
             report(host, &e);
@@ -60,7 +58,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
         .and_then(|config| compile(&config, host));
     match compiled {
         Ok(mut plan) => {
-            plan.runtime_errors = runtime_errors;
+            plan.diagnostics = diagnostics;
             if plan.debug {
                 for g in &plan.generators {
                     host.log(
@@ -77,20 +75,18 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
             plan
         }
         Err(errors) => {
-            host.log(
-                LogLevel::Warn,
+            diagnostics.config_line(
+                host,
                 &format!(
-                    "{FILTER_NAME}: Config Error: configuration rejected ({} error{}); \
+                    "configuration rejected ({} error{}); \
                      no attributes are produced until a valid configuration arrives",
                     errors.len(),
                     if errors.len() == 1 { "" } else { "s" }
                 ),
             );
-            if let Some(id) = config_errors {
-                let _ = host.increment(id, 1);
-            }
+            diagnostics.count_configuration(host, errors.len());
             Plan {
-                runtime_errors,
+                diagnostics,
                 ..Plan::default()
             }
         }
@@ -99,7 +95,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
 
 /// Logs one configuration error as one line.
 fn report(host: &impl Host, e: &ConfigError) {
-    host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
+    log_config_error(host, FILTER_NAME, e);
 }
 
 /// Compiles every condition with Envoy's CEL; collects every error (not just
@@ -346,20 +342,12 @@ impl Plan {
     }
 
     fn runtime_error(&self, host: &impl Host, g: &Generator, source: &str, why: &str) {
-        if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, 1);
-        }
-        if let Some(n) = self.throttle.hit() {
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "{FILTER_NAME}: attribute \"{}\" condition {source:?}: {why}; \
-                     attribute skipped ({n} runtime error{} so far in this VM, logged at powers of two)",
-                    g.output,
-                    if n == 1 { "" } else { "s" }
-                ),
-            );
-        }
+        self.diagnostics.runtime_error(host, || {
+            format!(
+                "attribute \"{}\" condition {source:?}: {why}; attribute skipped",
+                g.output
+            )
+        });
     }
 }
 

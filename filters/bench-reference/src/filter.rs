@@ -2,8 +2,8 @@
 
 use crate::config::parse;
 use crate::FILTER_NAME;
-use filter_common::cel::{self, Expression};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::cel;
+use filter_common::host::{Host, HostExpression, LogLevel, MetricId, MetricKind};
 use filter_common::wasm::{self, hostcalls, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -19,7 +19,7 @@ proxy_wasm::main! {{
 /// One compiled attribute of the host-CEL job.
 struct Attribute {
     output: String,
-    arms: Vec<(Expression, String)>,
+    arms: Vec<(HostExpression, String)>,
 }
 
 enum Job {
@@ -53,7 +53,7 @@ impl RootContext for Root {
         }
         if config.host_cel.is_empty() {
             let counter = WasmHost
-                .define_metric(MetricKind::Counter, "bench_reference_requests")
+                .define_metric(MetricKind::Counter, "bench_reference_requests", &[])
                 .ok();
             self.job = Rc::new(Job::Reference(counter));
             return true;
@@ -111,7 +111,7 @@ impl HttpContext for Stream {
             };
             let _ = WasmHost.set_attribute(FILTER_NAME, &value);
             if let Some(id) = counter {
-                let _ = WasmHost.increment(*id, 1);
+                let _ = WasmHost.increment(*id, &[], 1);
             }
         }
         Action::Continue

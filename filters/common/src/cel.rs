@@ -10,34 +10,20 @@
 //! expression in the subset of [`crate::native_cel`] is then evaluated in the
 //! module (same result, no `expr_evaluate`), everything else by Envoy.
 
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, HostExpression};
 #[cfg(feature = "native-cel")]
 use crate::native_cel::{self, Native, Outcome};
 use std::borrow::Cow;
 
-/// A compiled expression: Envoy's token plus the source it came from. The
-/// token is released (`expr_delete`) when the value is dropped, i.e. when the
-/// configuration that owns it goes.
+/// A compiled expression: the host's compiled form and, when it is in the
+/// native subset, the form the module evaluates itself.
 pub struct Expression {
-    token: u32,
-    source: Box<str>,
-    release: fn(u32),
+    compiled: HostExpression,
     #[cfg(feature = "native-cel")]
     native: Option<Native>,
 }
 
 impl Expression {
-    /// Wraps a token; `release` is called with it on drop.
-    pub fn new(token: u32, source: &str, release: fn(u32)) -> Self {
-        Expression {
-            token,
-            source: source.into(),
-            release,
-            #[cfg(feature = "native-cel")]
-            native: None,
-        }
-    }
-
     /// Whether the module evaluates this expression itself (tests).
     #[cfg(all(test, feature = "native-cel"))]
     pub(crate) fn is_native(&self) -> bool {
@@ -46,24 +32,18 @@ impl Expression {
 
     /// Envoy's token for this expression.
     pub fn token(&self) -> u32 {
-        self.token
+        self.compiled.token()
     }
 
     /// The CEL source text.
     pub fn source(&self) -> &str {
-        &self.source
-    }
-}
-
-impl Drop for Expression {
-    fn drop(&mut self) {
-        (self.release)(self.token);
+        self.compiled.source()
     }
 }
 
 impl std::fmt::Debug for Expression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Expression({:?})", self.source)
+        write!(f, "Expression({:?})", self.source())
     }
 }
 
@@ -71,13 +51,15 @@ impl std::fmt::Debug for Expression {
 /// and, when the host allows it and the expression is in the native subset,
 /// also to the form the module evaluates itself.
 pub fn compile<H: Host + ?Sized>(host: &H, source: &str) -> Result<Expression, HostError> {
-    #[allow(unused_mut)]
-    let mut expr = host.compile(source)?;
-    #[cfg(feature = "native-cel")]
-    if host.native_cel() {
-        expr.native = native_cel::compile(source);
-    }
-    Ok(expr)
+    let compiled = host.compile(source)?;
+    Ok(Expression {
+        #[cfg(feature = "native-cel")]
+        native: host
+            .native_cel()
+            .then(|| native_cel::compile(source))
+            .flatten(),
+        compiled,
+    })
 }
 
 /// Evaluates `expr` for the current stream: in the module when it has a
@@ -94,7 +76,7 @@ pub fn evaluate<H: Host + ?Sized>(host: &H, expr: &Expression) -> Result<Vec<u8>
             Outcome::Fallback => {}
         }
     }
-    host.evaluate(expr)
+    host.evaluate(&expr.compiled)
 }
 
 /// CEL's literal words and reserved words: never an identifier or a field

@@ -4,8 +4,7 @@
 //! source evaluates to, runs the logic, then reads attributes, metrics and
 //! logs back.
 
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -20,12 +19,15 @@ pub struct FakeHost {
     rejected: RefCell<Vec<String>>,
     sources: RefCell<Vec<String>>,
     attributes: RefCell<Vec<(String, Vec<u8>)>>,
-    metric_names: RefCell<Vec<(MetricKind, String)>>,
-    metric_values: RefCell<HashMap<u32, i64>>,
+    families: RefCell<Vec<(MetricKind, String, Vec<String>)>>,
+    metric_names: RefCell<Vec<String>>,
+    metric_values: RefCell<HashMap<String, i64>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
     env: RefCell<HashMap<String, String>>,
     shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-    recorded: RefCell<HashMap<u32, Vec<u64>>>,
+    recorded: RefCell<HashMap<String, Vec<u64>>>,
+    span_tags: RefCell<Vec<(String, String)>>,
+    spans: std::cell::Cell<bool>,
     native_cel: std::cell::Cell<bool>,
 }
 
@@ -73,22 +75,49 @@ impl FakeHost {
             .get(&name.to_ascii_lowercase())
             .cloned()
     }
-    /// Histogram samples recorded on the metric with this name.
+    /// Histogram samples recorded on the stat with this name (a labelled
+    /// series by its tag-encoded name, as the Wasm host names it).
     pub fn samples(&self, name: &str) -> Vec<u64> {
-        let names = self.metric_names.borrow();
-        names
-            .iter()
-            .position(|(_, n)| n == name)
-            .and_then(|id| self.recorded.borrow().get(&(id as u32)).cloned())
+        self.recorded
+            .borrow()
+            .get(name)
+            .cloned()
             .unwrap_or_default()
     }
-    /// Names of every metric defined, in order.
+    /// Names of every stat, in order: plain metrics when defined, labelled
+    /// series (tag-encoded, as the Wasm host names them) when first used.
     pub fn metric_names(&self) -> Vec<String> {
-        self.metric_names
-            .borrow()
+        self.metric_names.borrow().clone()
+    }
+    /// Lets [`Host::set_span_tag`] succeed (off by default: like
+    /// proxy-wasm, the fake cannot tag a span).
+    pub fn with_span_tags(&self) -> &Self {
+        self.spans.set(true);
+        self
+    }
+    /// Every span tag set, in order.
+    pub fn span_tags(&self) -> Vec<(String, String)> {
+        self.span_tags.borrow().clone()
+    }
+    /// The stat name of the series of `values` in metric `id`, noted in
+    /// [`FakeHost::metric_names`] on first use.
+    fn series_name(&self, id: MetricId, values: &[&str]) -> Result<String, HostError> {
+        let families = self.families.borrow();
+        let (_, name, labels) = families.get(id.0 as usize).ok_or(HostError::BadArgument)?;
+        if labels.len() != values.len() {
+            return Err(HostError::BadArgument);
+        }
+        let pairs: Vec<(&str, &str)> = labels
             .iter()
-            .map(|(_, n)| n.clone())
-            .collect()
+            .map(String::as_str)
+            .zip(values.iter().copied())
+            .collect();
+        let series = crate::metrics::encode(name, &pairs);
+        let mut names = self.metric_names.borrow_mut();
+        if !names.contains(&series) {
+            names.push(series.clone());
+        }
+        Ok(series)
     }
     /// Lets [`crate::cel::compile`] give expressions a native form (off by
     /// default, so sources stand for whatever [`FakeHost::eval`] says).
@@ -120,14 +149,10 @@ impl FakeHost {
     pub fn attribute_writes(&self) -> Vec<(String, Vec<u8>)> {
         self.attributes.borrow().clone()
     }
-    /// Current value of the metric with this name (0 if never incremented).
+    /// Current value of the stat with this name (a labelled series by its
+    /// tag-encoded name; 0 if never incremented).
     pub fn metric(&self, name: &str) -> i64 {
-        let names = self.metric_names.borrow();
-        names
-            .iter()
-            .position(|(_, n)| n == name)
-            .and_then(|id| self.metric_values.borrow().get(&(id as u32)).copied())
-            .unwrap_or(0)
+        self.metric_values.borrow().get(name).copied().unwrap_or(0)
     }
     /// Every log line so far.
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
@@ -174,43 +199,73 @@ impl Host for FakeHost {
             .push((name.to_string(), value.to_vec()));
         Ok(())
     }
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         if self.rejected.borrow().iter().any(|s| s == source) {
             return Err(HostError::BadArgument);
         }
         let mut sources = self.sources.borrow_mut();
         sources.push(source.to_string());
-        Ok(Expression::new(
+        Ok(HostExpression::new(
             (sources.len() - 1) as u32,
             source,
             no_release,
         ))
     }
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         self.results
             .borrow()
             .get(expr.source())
             .cloned()
             .unwrap_or(Err(HostError::InternalFailure))
     }
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
-        let mut names = self.metric_names.borrow_mut();
-        if let Some(i) = names.iter().position(|(_, n)| n == name) {
-            return Ok(MetricId(i as u32));
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
+        let mut families = self.families.borrow_mut();
+        if let Some(i) = families.iter().position(|(_, n, _)| n == name) {
+            let same = families
+                .get(i)
+                .is_some_and(|(k, _, l)| *k == kind && l.iter().eq(label_names.iter()));
+            return if same {
+                Ok(MetricId(i as u32))
+            } else {
+                Err(HostError::BadArgument)
+            };
         }
-        names.push((kind, name.to_string()));
-        Ok(MetricId((names.len() - 1) as u32))
+        families.push((
+            kind,
+            name.to_string(),
+            label_names.iter().map(|l| l.to_string()).collect(),
+        ));
+        if label_names.is_empty() {
+            self.metric_names.borrow_mut().push(name.to_string());
+        }
+        Ok(MetricId((families.len() - 1) as u32))
     }
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
-        *self.metric_values.borrow_mut().entry(metric.0).or_insert(0) += by;
+    fn increment(&self, metric: MetricId, values: &[&str], by: i64) -> Result<(), HostError> {
+        let name = self.series_name(metric, values)?;
+        *self.metric_values.borrow_mut().entry(name).or_insert(0) += by;
         Ok(())
     }
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
+    fn record(&self, metric: MetricId, values: &[&str], value: u64) -> Result<(), HostError> {
+        let name = self.series_name(metric, values)?;
         self.recorded
             .borrow_mut()
-            .entry(metric.0)
+            .entry(name)
             .or_default()
             .push(value);
+        Ok(())
+    }
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        if !self.spans.get() {
+            return Err(HostError::Unimplemented);
+        }
+        self.span_tags
+            .borrow_mut()
+            .push((name.to_string(), value.to_string()));
         Ok(())
     }
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {

@@ -1,7 +1,5 @@
 //! The only door from a filter's logic to Envoy.
 
-use crate::cel::Expression;
-
 /// Why a host call failed: the proxy-wasm status codes, plus any other value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostError {
@@ -84,6 +82,49 @@ pub enum MetricKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetricId(pub u32);
 
+/// An expression compiled by the host's CEL engine: its token and source.
+/// The token is released when the value is dropped, i.e. when the
+/// configuration that owns it goes. Filters use [`crate::cel::Expression`],
+/// which wraps it.
+pub struct HostExpression {
+    token: u32,
+    source: Box<str>,
+    release: fn(u32),
+}
+
+impl HostExpression {
+    /// Wraps a token; `release` is called with it on drop.
+    pub fn new(token: u32, source: &str, release: fn(u32)) -> Self {
+        HostExpression {
+            token,
+            source: source.into(),
+            release,
+        }
+    }
+
+    /// The host's token for this expression.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// The CEL source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl Drop for HostExpression {
+    fn drop(&mut self) {
+        (self.release)(self.token);
+    }
+}
+
+impl std::fmt::Debug for HostExpression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostExpression({:?})", self.source)
+    }
+}
+
 /// Everything a filter's logic may ask of Envoy. No method panics; every
 /// failure comes back as a [`HostError`].
 pub trait Host {
@@ -100,16 +141,27 @@ pub trait Host {
     /// Writes filter state `wasm.<name>` (single-segment name, stream context only).
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Compiles a CEL expression with Envoy's engine (configure time only).
-    fn compile(&self, source: &str) -> Result<Expression, HostError>;
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError>;
     /// Evaluates a compiled expression against the current stream; the raw
     /// serialized result (decode it with [`crate::cel`]).
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError>;
-    /// Defines (or finds, once per VM) a metric by its full stat name.
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError>;
-    /// Adds `by` to a counter or gauge.
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError>;
-    /// Records a histogram sample (or sets a gauge).
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError>;
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError>;
+    /// Defines (or finds, once per VM) a metric at configure time. A
+    /// labelled metric is defined once by its name and its label names, in
+    /// the order given (`&[]` for a plain metric); each increment or record
+    /// then passes one value per label, in that order. How the labels reach
+    /// Envoy is the host's business (real stat tags, or names tag-encoded
+    /// per series by [`crate::metrics::encode`]). Callers sanitise values.
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError>;
+    /// Adds `by` to a counter or gauge, on the series of `label_values`.
+    fn increment(&self, metric: MetricId, label_values: &[&str], by: i64) -> Result<(), HostError>;
+    /// Records a histogram sample (or sets a gauge), on the series of
+    /// `label_values`.
+    fn record(&self, metric: MetricId, label_values: &[&str], value: u64) -> Result<(), HostError>;
     /// Reads shared data (shared by all VMs with the same `vm_id` in one
     /// Envoy): the value and its compare-and-swap token.
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
@@ -122,5 +174,11 @@ pub trait Host {
     /// (evaluated in the module). Real hosts: yes.
     fn native_cel(&self) -> bool {
         true
+    }
+    /// Tags the request's active span. proxy-wasm cannot:
+    /// [`HostError::Unimplemented`] (callers fall back to filter state).
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        let _ = (name, value);
+        Err(HostError::Unimplemented)
     }
 }

@@ -3,17 +3,21 @@
 //! Everything here except [`wasm`] is plain Rust and unit-tested natively.
 //! The filters talk to Envoy only through the [`host::Host`] trait; the real
 //! implementation lives in [`wasm`] (compiled for `wasm32` only) and a fake
-//! one in [`fake`] backs the native tests.
+//! one in `fake` (tests, and the `test-support` feature) backs the native tests.
 
 pub mod cel;
 pub mod config;
+pub mod diagnostics;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod host;
+pub mod job;
 pub mod metrics;
 #[cfg(feature = "native-cel")]
 pub mod native_cel;
+pub mod pipeline;
 pub mod shared_reads;
 pub mod throttle;
 pub mod view;

@@ -39,16 +39,18 @@
 //!
 //! # Series cap
 //!
-//! [`SeriesTable`] admits at most `max_series` distinct names per metric per
-//! Envoy; later ones are folded into one series whose labels all read
+//! [`SeriesTable`] admits at most `max_series` distinct label sets per metric
+//! per Envoy; later ones are folded into one series whose labels all read
 //! [`OVERFLOW`], and counted by the metric's own `<name>_overflow_total`
-//! counter. The admitted set lives in proxy-wasm shared data (per `vm_id`,
+//! counter. The table defines the metric on the [`Host`] port with its label
+//! names and records with label values; the proxy-wasm host turns each label
+//! set into the encoded stat name above. The admitted set lives in proxy-wasm shared data (per `vm_id`,
 //! shared by every worker VM) as 8-byte FNV-1a hashes, updated with
 //! compare-and-swap, so the cap holds across workers.
 
 use crate::host::{Host, HostError, MetricId, MetricKind};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Value of a label whose expression failed or produced nothing.
 pub const UNKNOWN: &str = "unknown";
@@ -223,51 +225,61 @@ pub fn series_hash(name: &str) -> u64 {
     })
 }
 
+/// [`series_hash`] of `encode(metric, labels ⨯ values)`, without building
+/// the name.
+fn series_hash_of(metric: &str, labels: &[String], values: &[&str]) -> u64 {
+    let fold = |h: u64, bytes: &[u8]| {
+        bytes.iter().fold(h, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let mut h = series_hash("");
+    for (label, value) in labels.iter().zip(values) {
+        h = fold(h, label.as_bytes());
+        h = fold(h, VALUE_SEPARATOR.as_bytes());
+        h = fold(h, value.as_bytes());
+        h = fold(h, TAG_SEPARATOR.as_bytes());
+    }
+    fold(h, metric.as_bytes())
+}
+
 fn decode_registry(blob: &[u8]) -> impl Iterator<Item = u64> + '_ {
     blob.chunks_exact(8)
         .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_le_bytes))
 }
 
-/// Where one record goes.
+/// Where one record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Series {
     /// Its own series.
-    Admitted(MetricId),
+    Admitted,
     /// The overflow series (already counted in the overflow counter).
-    Overflow(MetricId),
-}
-
-impl Series {
-    /// The metric id to record on.
-    pub fn id(self) -> MetricId {
-        match self {
-            Series::Admitted(id) | Series::Overflow(id) => id,
-        }
-    }
+    Overflow,
 }
 
 /// The series of one metric in one VM, capped per Envoy.
 ///
-/// Per VM it keeps the ids of the series it has used (at most `max_series`
-/// plus the overflow series) and, once the shared registry is full, a copy of
-/// it (at most `max_series` hashes). A VM reads shared data only for a series
-/// it has not used yet and only until the registry is full.
+/// Per VM it keeps the hashes of the label sets it has used (at most
+/// `max_series`) and, once the shared registry is full, a copy of it (at
+/// most `max_series` hashes). A VM reads shared data only for a label set it
+/// has not used yet and only until the registry is full.
 #[derive(Debug)]
 pub struct SeriesTable {
     metric: String,
-    kind: MetricKind,
+    labels: Vec<String>,
+    id: Result<MetricId, HostError>,
     max_series: usize,
     registry_key: String,
-    overflow_name: String,
+    overflow_values: Vec<&'static str>,
     overflow_counter: Option<MetricId>,
-    known: RefCell<HashMap<String, MetricId>>,
+    known: RefCell<HashSet<u64>>,
     full: RefCell<Option<HashSet<u64>>>,
 }
 
 impl SeriesTable {
-    /// A table for `metric` whose series carry `labels` (for the overflow
-    /// series). Call at configure time: defines the overflow counter and
-    /// creates the shared registry if it does not exist yet.
+    /// A table for `metric` whose series carry `labels`. Call at configure
+    /// time: defines the metric with its label names and the overflow
+    /// counter, and creates the shared registry if it does not exist yet.
     pub fn new(
         host: &impl Host,
         kind: MetricKind,
@@ -275,7 +287,6 @@ impl SeriesTable {
         labels: &[&str],
         max_series: usize,
     ) -> Self {
-        let overflow_labels: Vec<(&str, &str)> = labels.iter().map(|l| (*l, OVERFLOW)).collect();
         let registry_key = format!("{REGISTRY_PREFIX}{metric}");
         // Create the registry before traffic. proxy-wasm has no atomic
         // create: two VMs racing here both write an empty registry, which is
@@ -285,14 +296,15 @@ impl SeriesTable {
         }
         SeriesTable {
             metric: metric.to_string(),
-            kind,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            id: host.define_metric(kind, metric, labels),
             max_series: max_series.min(MAX_SERIES_LIMIT),
             registry_key,
-            overflow_name: encode(metric, &overflow_labels),
+            overflow_values: vec![OVERFLOW; labels.len()],
             overflow_counter: host
-                .define_metric(MetricKind::Counter, &overflow_counter_name(metric))
+                .define_metric(MetricKind::Counter, &overflow_counter_name(metric), &[])
                 .ok(),
-            known: RefCell::new(HashMap::new()),
+            known: RefCell::new(HashSet::new()),
             full: RefCell::new(None),
         }
     }
@@ -302,41 +314,90 @@ impl SeriesTable {
         &self.metric
     }
 
-    /// The overflow series' stat name.
-    pub fn overflow_name(&self) -> &str {
-        &self.overflow_name
+    /// The overflow series' stat name, as the proxy-wasm host encodes it.
+    pub fn overflow_name(&self) -> String {
+        let pairs: Vec<(&str, &str)> = self
+            .labels
+            .iter()
+            .map(String::as_str)
+            .zip(self.overflow_values.iter().copied())
+            .collect();
+        encode(&self.metric, &pairs)
     }
 
-    /// Series used by this VM so far.
+    /// Label sets used by this VM so far.
     pub fn known_len(&self) -> usize {
         self.known.borrow().len()
     }
 
-    /// Finds (defining it in this VM if needed) the series for the stat name
-    /// `name`, admitting it if the Envoy-wide cap allows, else the overflow
-    /// series (and counts the overflow).
-    pub fn resolve(&self, host: &impl Host, name: &str) -> Result<Series, HostError> {
-        if let Some(id) = self.known.borrow().get(name) {
-            return Ok(Series::Admitted(*id));
+    /// Adds `by` to the series of `values` (sanitised, one per label), or to
+    /// the overflow series when the Envoy-wide cap is reached.
+    pub fn increment(
+        &self,
+        host: &impl Host,
+        values: &[&str],
+        by: i64,
+    ) -> Result<Series, HostError> {
+        self.write(host, values, |id, series| host.increment(id, series, by))
+    }
+
+    /// Records `value` on the series of `values` (sanitised, one per label),
+    /// or on the overflow series when the Envoy-wide cap is reached.
+    pub fn record(
+        &self,
+        host: &impl Host,
+        values: &[&str],
+        value: u64,
+    ) -> Result<Series, HostError> {
+        self.write(host, values, |id, series| host.record(id, series, value))
+    }
+
+    /// Resolves the series of `values` and writes to it with `write`.
+    fn write(
+        &self,
+        host: &impl Host,
+        values: &[&str],
+        write: impl FnOnce(MetricId, &[&str]) -> Result<(), HostError>,
+    ) -> Result<Series, HostError> {
+        if values.len() != self.labels.len() {
+            return Err(HostError::BadArgument);
         }
-        // Shared data unavailable: fold into overflow (the total stays
-        // exact, the overflow counter shows it) rather than lose the record.
-        if self.admit(host, name).unwrap_or(false) {
-            let id = host.define_metric(self.kind, name)?;
-            self.known.borrow_mut().insert(name.to_string(), id);
-            Ok(Series::Admitted(id))
-        } else {
-            if let Some(c) = self.overflow_counter {
-                let _ = host.increment(c, 1);
-            }
-            let id = host.define_metric(self.kind, &self.overflow_name)?;
-            Ok(Series::Overflow(id))
+        let id = self.id?;
+        let series = self.resolve(host, values);
+        write(id, self.values_of(series, values))?;
+        Ok(series)
+    }
+
+    fn values_of<'a>(&'a self, series: Series, values: &'a [&'a str]) -> &'a [&'a str] {
+        match series {
+            Series::Admitted => values,
+            Series::Overflow => &self.overflow_values,
         }
     }
 
-    /// Whether `name` is (or can be made) one of the admitted series.
-    fn admit(&self, host: &impl Host, name: &str) -> Result<bool, HostError> {
-        let hash = series_hash(name);
+    /// Whether the label set `values` has its own series (admitting it if
+    /// the Envoy-wide cap allows) or goes to overflow (counted).
+    fn resolve(&self, host: &impl Host, values: &[&str]) -> Series {
+        let hash = series_hash_of(&self.metric, &self.labels, values);
+        if self.known.borrow().contains(&hash) {
+            return Series::Admitted;
+        }
+        // Shared data unavailable: fold into overflow (the total stays
+        // exact, the overflow counter shows it) rather than lose the record.
+        if self.admit(host, hash).unwrap_or(false) {
+            self.known.borrow_mut().insert(hash);
+            Series::Admitted
+        } else {
+            if let Some(c) = self.overflow_counter {
+                let _ = host.increment(c, &[], 1);
+            }
+            Series::Overflow
+        }
+    }
+
+    /// Whether the label set hashed `hash` is (or can be made) one of the
+    /// admitted series.
+    fn admit(&self, host: &impl Host, hash: u64) -> Result<bool, HostError> {
         if let Some(full) = self.full.borrow().as_ref() {
             return Ok(full.contains(&hash));
         }
@@ -458,22 +519,26 @@ mod tests {
     fn hash_is_fixed() {
         assert_eq!(series_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(series_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let labels = ["l1".to_string(), "l2".to_string()];
+        assert_eq!(
+            series_hash_of("m", &labels, &["x", "y.z"]),
+            series_hash(&encode("m", &[("l1", "x"), ("l2", "y.z")]))
+        );
     }
 
     #[test]
     fn cap_folds_new_series_into_overflow() {
         let host = FakeHost::new();
         let t = SeriesTable::new(&host, MetricKind::Counter, "m", &["l"], 2);
-        let name = |v: &str| encode("m", &[("l", v)]);
-        let a = t.resolve(&host, &name("a")).unwrap();
-        let b = t.resolve(&host, &name("b")).unwrap();
-        assert!(matches!(a, Series::Admitted(_)) && matches!(b, Series::Admitted(_)));
-        assert_ne!(a, b);
-        assert_eq!(t.resolve(&host, &name("a")).unwrap(), a);
-        let c = t.resolve(&host, &name("c")).unwrap();
-        assert!(matches!(c, Series::Overflow(_)));
-        assert_eq!(t.resolve(&host, &name("d")).unwrap(), c);
-        assert_eq!(t.resolve(&host, &name("b")).unwrap(), b);
+        let add = |v: &str| t.increment(&host, &[v], 1).unwrap();
+        assert_eq!(add("a"), Series::Admitted);
+        assert_eq!(add("b"), Series::Admitted);
+        assert_eq!(add("a"), Series::Admitted);
+        assert_eq!(add("c"), Series::Overflow);
+        assert_eq!(add("d"), Series::Overflow);
+        assert_eq!(add("b"), Series::Admitted);
+        assert_eq!(host.metric("l=.=a;.;m"), 2);
+        assert_eq!(host.metric("l=.=overflow;.;m"), 2);
         assert_eq!(host.metric("m_overflow_total"), 2);
         assert!(host
             .metric_names()
@@ -487,40 +552,15 @@ mod tests {
         let host = FakeHost::new();
         let vm1 = SeriesTable::new(&host, MetricKind::Counter, "m", &["l"], 3);
         let vm2 = SeriesTable::new(&host, MetricKind::Counter, "m", &["l"], 3);
-        let name = |v: &str| encode("m", &[("l", v)]);
-        assert!(matches!(
-            vm1.resolve(&host, &name("a")),
-            Ok(Series::Admitted(_))
-        ));
-        assert!(matches!(
-            vm2.resolve(&host, &name("b")),
-            Ok(Series::Admitted(_))
-        ));
-        assert!(matches!(
-            vm1.resolve(&host, &name("c")),
-            Ok(Series::Admitted(_))
-        ));
+        assert_eq!(vm1.increment(&host, &["a"], 1), Ok(Series::Admitted));
+        assert_eq!(vm2.increment(&host, &["b"], 1), Ok(Series::Admitted));
+        assert_eq!(vm1.increment(&host, &["c"], 1), Ok(Series::Admitted));
         // Full across both: vm2 cannot add d, but still sees a and c.
-        assert!(matches!(
-            vm2.resolve(&host, &name("d")),
-            Ok(Series::Overflow(_))
-        ));
-        assert!(matches!(
-            vm2.resolve(&host, &name("a")),
-            Ok(Series::Admitted(_))
-        ));
-        assert!(matches!(
-            vm2.resolve(&host, &name("c")),
-            Ok(Series::Admitted(_))
-        ));
-        assert!(matches!(
-            vm1.resolve(&host, &name("b")),
-            Ok(Series::Admitted(_))
-        ));
-        assert!(matches!(
-            vm1.resolve(&host, &name("e")),
-            Ok(Series::Overflow(_))
-        ));
+        assert_eq!(vm2.increment(&host, &["d"], 1), Ok(Series::Overflow));
+        assert_eq!(vm2.increment(&host, &["a"], 1), Ok(Series::Admitted));
+        assert_eq!(vm2.increment(&host, &["c"], 1), Ok(Series::Admitted));
+        assert_eq!(vm1.increment(&host, &["b"], 1), Ok(Series::Admitted));
+        assert_eq!(vm1.increment(&host, &["e"], 1), Ok(Series::Overflow));
         assert_eq!(host.metric("m_overflow_total"), 2);
     }
 
@@ -528,10 +568,9 @@ mod tests {
     fn zero_cap_sends_everything_to_overflow() {
         let host = FakeHost::new();
         let t = SeriesTable::new(&host, MetricKind::Histogram, "h", &["a", "b"], 0);
-        let s = t
-            .resolve(&host, &encode("h", &[("a", "1"), ("b", "2")]))
-            .unwrap();
-        assert!(matches!(s, Series::Overflow(_)));
+        let s = t.record(&host, &["1", "2"], 5).unwrap();
+        assert_eq!(s, Series::Overflow);
+        assert_eq!(host.samples("a=.=overflow;.;b=.=overflow;.;h"), vec![5]);
         assert_eq!(t.overflow_name(), "a=.=overflow;.;b=.=overflow;.;h");
     }
 }

@@ -7,9 +7,11 @@
 //! since `response.*` appears only after the response starts), and an
 //! attribute one job wrote is handed to the next in memory.
 
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
+
+/// The filter-state prefix of attributes written with [`Host::set_attribute`].
+const FILTER_STATE_PREFIX: &str = "wasm.";
 
 /// Per-request cache of host reads and of attributes written.
 #[derive(Debug, Default)]
@@ -55,7 +57,14 @@ impl<'c, H: Host> CachingHost<'c, H> {
 
 impl<H: Host> Host for CachingHost<'_, H> {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        if let [name] = path {
+        // An attribute an earlier job wrote (`wasm.<name>` in filter state),
+        // asked for by its name (as CEL sees it) or as filter state.
+        let written = match path {
+            [name] => Some(*name),
+            ["filter_state", key] => key.strip_prefix(FILTER_STATE_PREFIX),
+            _ => None,
+        };
+        if let Some(name) = written {
             if let Some((_, v)) = self
                 .cache
                 .attributes
@@ -132,24 +141,33 @@ impl<H: Host> Host for CachingHost<'_, H> {
         Ok(())
     }
 
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         self.host.compile(source)
     }
 
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         self.host.evaluate(expr)
     }
 
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
-        self.host.define_metric(kind, name)
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
+        self.host.define_metric(kind, name, label_names)
     }
 
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
-        self.host.increment(metric, by)
+    fn increment(&self, metric: MetricId, values: &[&str], by: i64) -> Result<(), HostError> {
+        self.host.increment(metric, values, by)
     }
 
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
-        self.host.record(metric, value)
+    fn record(&self, metric: MetricId, values: &[&str], value: u64) -> Result<(), HostError> {
+        self.host.record(metric, values, value)
+    }
+
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.host.set_span_tag(name, value)
     }
 
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
@@ -196,6 +214,12 @@ mod tests {
         h.set_attribute("istio_operationId", b"ListBooks").unwrap();
         assert_eq!(
             h.property(&["istio_operationId"]).unwrap().unwrap(),
+            b"ListBooks"
+        );
+        assert_eq!(
+            h.property(&["filter_state", "wasm.istio_operationId"])
+                .unwrap()
+                .unwrap(),
             b"ListBooks"
         );
         assert_eq!(host.attribute("istio_operationId").unwrap(), b"ListBooks");

@@ -1,31 +1,21 @@
-//! The proxy-wasm adapter: the shared one, recording in the log phase.
+//! The proxy-wasm module: the shared adapter running this one job.
 
-use crate::plan::{configure, Plan};
+use crate::plan::configure;
 use crate::FILTER_NAME;
-use filter_common::shared_reads::{CachingHost, RequestCache};
-use filter_common::wasm::{serve, Filter, WasmHost};
+use filter_common::pipeline::Pipeline;
+use filter_common::wasm::{serve, Module, WasmHost};
 
 proxy_wasm::main! {{
-    serve::<Plan>();
+    serve::<Filter>();
 }}
 
-impl Filter for Plan {
+struct Filter;
+
+impl Module for Filter {
     const NAME: &'static str = FILTER_NAME;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    type Stream = ();
-
-    fn configure(raw: Option<&[u8]>, host: &WasmHost) -> Self {
-        configure(raw, host)
-    }
-
-    fn jobs(&self) -> Vec<&'static str> {
-        vec![FILTER_NAME]
-    }
-
-    fn on_log(&self, host: &WasmHost, _: &()) {
-        // Reads are shared by the metrics (one host read per value).
-        let cache = RequestCache::default();
-        self.run(&CachingHost::new(host, &cache));
+    fn configure(raw: Option<&[u8]>, host: &WasmHost) -> Pipeline<WasmHost> {
+        Pipeline::single(configure(raw, host))
     }
 }

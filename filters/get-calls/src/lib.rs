@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod istio_service;
+pub mod job;
 pub mod plan;
 
 // The adapter is left out of test builds so the unit tests also run as a

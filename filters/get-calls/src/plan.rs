@@ -4,11 +4,11 @@ use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig}
 use crate::{istio_service, FILTER_NAME};
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::diagnostics::Diagnostics;
+use filter_common::host::{Host, LogLevel, MetricKind};
 use filter_common::metrics::{
     self, SeriesTable, MAX_SERIES_LIMIT, MAX_VALUE_LENGTH_LIMIT, OVERFLOW_COUNTER_SUFFIX, UNKNOWN,
 };
-use filter_common::throttle::LogThrottle;
 use std::cell::RefCell;
 
 /// Counter of configurations with errors (+1 per such configuration per VM).
@@ -120,8 +120,7 @@ fn plain_path(source: &str) -> Option<Vec<String>> {
 pub struct Plan {
     debug: bool,
     metrics: Vec<Metric>,
-    runtime_errors: Option<MetricId>,
-    throttle: LogThrottle,
+    diagnostics: Diagnostics,
     /// Reused buffer for label values (a VM is single-threaded).
     scratch: RefCell<Vec<String>>,
 }
@@ -132,17 +131,12 @@ pub struct Plan {
 /// naming the metric, and the configuration counts once in
 /// [`CONFIG_ERRORS`].
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let diagnostics = Diagnostics::define(host, FILTER_NAME);
     let (plan, errors) = compile(raw, host);
-    if !errors.is_empty() {
-        for e in &errors {
-            host.log(LogLevel::Warn, &format!("{CONFIG_ERROR_PREFIX} {e}"));
-        }
-        if let Some(id) = config_errors {
-            let _ = host.increment(id, 1);
-        }
+    for e in &errors {
+        diagnostics.config_error(host, e);
     }
+    diagnostics.count_configuration(host, errors.len());
     if plan.debug {
         for m in &plan.metrics {
             let labels: Vec<&str> = m.dimensions.iter().map(|(l, _)| l.as_str()).collect();
@@ -158,7 +152,7 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
         }
     }
     Plan {
-        runtime_errors,
+        diagnostics,
         ..plan
     }
 }
@@ -406,76 +400,60 @@ impl Plan {
             }
             return self.runtime_error(host, m, "value", &format!("negative value {amount}"));
         }
-        let name = {
-            let Ok(mut values) = self.scratch.try_borrow_mut() else {
-                return false;
-            };
-            values.clear();
-            for (_, dim) in &m.dimensions {
-                let raw = match dim {
-                    Dimension::Property(path) => {
-                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                        host.property(&path).ok().flatten()
-                    }
-                    Dimension::IntProperty(path) => {
-                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                        host.property(&path)
-                            .ok()
-                            .flatten()
-                            .and_then(|raw| cel::as_int(&raw).ok())
-                            .map(|n| n.to_string().into_bytes())
-                    }
-                    Dimension::IstioService(expr) => match istio_service::read(host) {
-                        istio_service::Read::Value(v) => Some(v),
-                        istio_service::Read::Error => None,
-                        istio_service::Read::Fallback => cel::evaluate(host, expr).ok(),
-                    },
-                    Dimension::Cel(expr) => cel::evaluate(host, expr).ok(),
-                };
-                values.push(match raw {
-                    Some(raw) => metrics::sanitize_value(&raw, m.max_value_length),
-                    None => UNKNOWN.to_string(),
-                });
-            }
-            let labels: Vec<(&str, &str)> = m
-                .dimensions
-                .iter()
-                .zip(values.iter())
-                .map(|((l, _), v)| (l.as_str(), v.as_str()))
-                .collect();
-            metrics::encode(&m.name, &labels)
+        let Ok(mut values) = self.scratch.try_borrow_mut() else {
+            return false;
         };
-        let recorded = m.series.resolve(host, &name).and_then(|s| match m.kind {
-            Kind::Counter => host.increment(s.id(), amount),
-            Kind::Histogram => host.record(s.id(), amount.unsigned_abs()),
-        });
+        values.clear();
+        for (_, dim) in &m.dimensions {
+            let raw = match dim {
+                Dimension::Property(path) => {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    host.property(&path).ok().flatten()
+                }
+                Dimension::IntProperty(path) => {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    host.property(&path)
+                        .ok()
+                        .flatten()
+                        .and_then(|raw| cel::as_int(&raw).ok())
+                        .map(|n| n.to_string().into_bytes())
+                }
+                Dimension::IstioService(expr) => match istio_service::read(host) {
+                    istio_service::Read::Value(v) => Some(v),
+                    istio_service::Read::Error => None,
+                    istio_service::Read::Fallback => cel::evaluate(host, expr).ok(),
+                },
+                Dimension::Cel(expr) => cel::evaluate(host, expr).ok(),
+            };
+            values.push(match raw {
+                Some(raw) => metrics::sanitize_value(&raw, m.max_value_length),
+                None => UNKNOWN.to_string(),
+            });
+        }
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let recorded = match m.kind {
+            Kind::Counter => m.series.increment(host, &values, amount),
+            Kind::Histogram => m.series.record(host, &values, amount.unsigned_abs()),
+        };
         match recorded {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(e) => self.runtime_error(host, m, "record", &format!("host call failed ({e})")),
         }
     }
 
     /// Counts and (throttled) logs a failure; returns false (not recorded).
     fn runtime_error(&self, host: &impl Host, m: &Metric, field: &str, why: &str) -> bool {
-        if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, 1);
-        }
-        if let Some(n) = self.throttle.hit() {
+        self.diagnostics.runtime_error(host, || {
             let source = match field {
                 "condition" => m.condition.as_ref().map_or("", |e| e.source()),
                 "value" => m.value.as_ref().map_or("", |e| e.source()),
                 _ => "",
             };
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "{FILTER_NAME}: metric \"{}\" {field} {source:?}: {why}; stream not recorded \
-                     ({n} runtime error{} so far in this VM, logged at powers of two)",
-                    m.name,
-                    if n == 1 { "" } else { "s" }
-                ),
-            );
-        }
+            format!(
+                "metric \"{}\" {field} {source:?}: {why}; stream not recorded",
+                m.name
+            )
+        });
         false
     }
 }

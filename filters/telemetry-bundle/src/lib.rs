@@ -11,14 +11,15 @@
 //! configuration (get-calls then counts `istio_get_calls`); an object is the
 //! job's own configuration, exactly as its separate filter takes it. Jobs run
 //! in the order of the separate filters' chain (attributegen, trace-tags,
-//! get-calls) and share one [`RequestCache`]: each host property or header is
+//! get-calls) in one [`Pipeline`], sharing its read cache: each host property or header is
 //! read at most once per request, and attributegen's output reaches the
 //! others in memory (it is still written to filter state for Envoy).
 
 use filter_common::config::ConfigError;
-use filter_common::host::{Host, LogLevel, MetricKind};
-use filter_common::shared_reads::{CachingHost, RequestCache};
-use filter_common::view::RequestView;
+use filter_common::diagnostics::Diagnostics;
+use filter_common::host::Host;
+use filter_common::job::Job;
+use filter_common::pipeline::Pipeline;
 use serde_json::Value;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
@@ -28,14 +29,6 @@ mod filter;
 pub const FILTER_NAME: &str = "telemetry_bundle";
 /// Counter of configuration problems in the bundle's own document.
 pub const CONFIG_ERRORS: &str = "wasm_filter.telemetry_bundle.type.config.error_count";
-
-/// The jobs of one configuration.
-#[derive(Default)]
-pub struct Jobs {
-    attributegen: Option<attributegen::plan::Plan>,
-    trace_tags: Option<trace_tags::plan::Plan>,
-    get_calls: Option<get_calls::plan::Plan>,
-}
 
 /// One section's bytes: `None` for `null` (the job's default).
 fn section(doc: &serde_json::Map<String, Value>, key: &str) -> Option<Option<Vec<u8>>> {
@@ -47,15 +40,14 @@ fn section(doc: &serde_json::Map<String, Value>, key: &str) -> Option<Option<Vec
 
 /// Parses the document and configures each job with its section. Problems
 /// in a section are the job's own (logged and counted under its name);
-/// problems in the document itself are logged and counted under the
-/// bundle's name. Never fails.
-pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Jobs {
-    let errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let fail = |e: ConfigError| {
-        host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
-        if let Some(id) = errors {
-            let _ = host.increment(id, 1);
-        }
+/// problems in the document itself are logged under the bundle's name and
+/// count once ([`filter_common::diagnostics`]). Never fails.
+pub fn configure<H: Host + 'static>(raw: Option<&[u8]>, host: &H) -> Pipeline<H> {
+    let diagnostics = Diagnostics::config_only(host, FILTER_NAME);
+    let mut problems = 0;
+    let mut fail = |e: ConfigError| {
+        diagnostics.config_error(host, &e);
+        problems += 1;
     };
     let doc = match raw.filter(|r| !r.iter().all(u8::is_ascii_whitespace)) {
         None => serde_json::Map::new(),
@@ -82,79 +74,28 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Jobs {
             ));
         }
     }
-    Jobs {
-        attributegen: section(&doc, "attributegen")
-            .map(|s| attributegen::plan::configure(s.as_deref(), host)),
-        trace_tags: section(&doc, "trace_tags")
-            .map(|s| trace_tags::plan::configure(s.as_deref(), host)),
-        get_calls: section(&doc, "get_calls")
-            .map(|s| get_calls::plan::configure(s.as_deref(), host)),
+    diagnostics.count_configuration(host, problems);
+    // The order of the separate filters' chain.
+    let mut jobs: Vec<Box<dyn Job<H>>> = Vec::new();
+    if let Some(s) = section(&doc, "attributegen") {
+        jobs.push(Box::new(attributegen::plan::configure(s.as_deref(), host)));
     }
-}
-
-impl Jobs {
-    /// Names of the jobs that run, in order.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.attributegen.is_some() {
-            out.push(attributegen::FILTER_NAME);
-        }
-        if self.trace_tags.is_some() {
-            out.push(trace_tags::FILTER_NAME);
-        }
-        if self.get_calls.is_some() {
-            out.push(get_calls::FILTER_NAME);
-        }
-        out
+    if let Some(s) = section(&doc, "trace_tags") {
+        jobs.push(Box::new(trace_tags::plan::configure(s.as_deref(), host)));
     }
-
-    /// Request headers.
-    pub fn on_request<H: Host>(&self, host: &H, cache: &RequestCache) {
-        cache.next_phase();
-        let shared = CachingHost::new(host, cache);
-        if let Some(a) = &self.attributegen {
-            if a.runs_in(attributegen::config::Phase::OnRequest) {
-                a.run(
-                    attributegen::config::Phase::OnRequest,
-                    &RequestView::new(&shared),
-                );
-            }
-        }
-        if let Some(t) = &self.trace_tags {
-            t.on_request(&shared);
-        }
+    if let Some(s) = section(&doc, "get_calls") {
+        jobs.push(Box::new(get_calls::plan::configure(s.as_deref(), host)));
     }
-
-    /// Response headers.
-    pub fn on_response<H: Host>(&self, host: &H, cache: &RequestCache) {
-        if let Some(t) = &self.trace_tags {
-            cache.next_phase();
-            t.on_response(&CachingHost::new(host, cache));
-        }
-    }
-
-    /// Log phase.
-    pub fn on_log<H: Host>(&self, host: &H, cache: &RequestCache) {
-        cache.next_phase();
-        let shared = CachingHost::new(host, cache);
-        if let Some(a) = &self.attributegen {
-            if a.runs_in(attributegen::config::Phase::AfterResponse) {
-                a.run(
-                    attributegen::config::Phase::AfterResponse,
-                    &RequestView::new(&shared),
-                );
-            }
-        }
-        if let Some(g) = &self.get_calls {
-            g.run(&shared);
-        }
-    }
+    Pipeline::new(jobs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use filter_common::fake::FakeHost;
+    use filter_common::host::LogLevel;
+    use filter_common::job::Phase;
+    use filter_common::shared_reads::{CachingHost, RequestCache};
 
     #[test]
     fn sections_turn_jobs_on() {
@@ -191,7 +132,7 @@ mod tests {
             &host,
         );
         let cache = RequestCache::default();
-        jobs.on_request(&host, &cache);
+        jobs.run(Phase::RequestHeaders, &host, &cache);
         assert_eq!(host.attribute("istio_operationId").unwrap(), b"ListBooks");
         let shared = CachingHost::new(&host, &cache);
         assert_eq!(
@@ -199,5 +140,48 @@ mod tests {
             b"ListBooks"
         );
         assert_eq!(cache.host_reads(), 2, "method and path, once each");
+    }
+
+    #[test]
+    fn one_request_through_all_three_jobs_in_chain_order() {
+        let host = FakeHost::new();
+        host.set_header(":method", b"GET");
+        host.set_header(":path", b"/books");
+        let jobs = configure(
+            Some(
+                br#"{"attributegen":{"attributes":[
+                    {"output_attribute":"istio_operationId","phase":"ON_REQUEST",
+                     "match":[{"value":"ListBooks","template":"GET /books"}]},
+                    {"output_attribute":"late","match":[{"value":"Done","template":"GET /books"}]}]},
+                  "trace_tags":{"tags":[
+                    {"name":"op","attribute":"wasm.istio_operationId","phase":"RESPONSE"}]},
+                  "get_calls":{"metrics":[{"name":"calls","dimensions":{"op":"istio_operationId"}}]}}"#,
+            ),
+            &host,
+        );
+        assert_eq!(
+            jobs.names(),
+            vec!["attributegen", "trace_tags", "get_calls"],
+            "the separate filters' chain order"
+        );
+        let cache = RequestCache::default();
+        jobs.run(Phase::RequestHeaders, &host, &cache);
+        assert_eq!(host.attribute("istio_operationId").unwrap(), b"ListBooks");
+        assert_eq!(
+            host.attribute("late"),
+            None,
+            "AFTER_RESPONSE waits for the log phase"
+        );
+        assert_eq!(host.attribute("trace_tag.op"), None, "a RESPONSE tag waits");
+        jobs.run(Phase::ResponseHeaders, &host, &cache);
+        assert_eq!(host.attribute("trace_tag.op").unwrap(), b"ListBooks");
+        jobs.run(Phase::Log, &host, &cache);
+        assert_eq!(host.attribute("late").unwrap(), b"Done");
+        assert_eq!(host.metric("op=.=ListBooks;.;calls"), 1);
+        assert_eq!(
+            cache.host_reads(),
+            2,
+            "method and path once each; attributegen's output is read in memory"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! small `filter` module, built for wasm only.
 
 pub mod config;
+pub mod job;
 pub mod plan;
 
 // The adapter is left out of test builds so the unit tests also run as a

@@ -22,8 +22,8 @@ use crate::config::{parse_tag, Phase, PluginConfig, TagConfig, ValueType, MAX_VA
 use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
-use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
-use filter_common::throttle::LogThrottle;
+use filter_common::diagnostics::Diagnostics;
+use filter_common::host::{Host, LogLevel};
 
 /// Counter of configuration errors (+1 per error found, per VM).
 pub const CONFIG_ERRORS: &str = "wasm_filter.trace_tags.type.config.error_count";
@@ -65,8 +65,7 @@ pub struct Plan {
     /// Baggage keys the filter owns (stripped from the client's `baggage`).
     baggage_keys: Vec<String>,
     max_len: usize,
-    runtime_errors: Option<MetricId>,
-    throttle: LogThrottle,
+    diagnostics: Diagnostics,
 }
 
 impl Default for Plan {
@@ -76,8 +75,7 @@ impl Default for Plan {
             owned_headers: Vec::new(),
             baggage_keys: Vec::new(),
             max_len: crate::config::DEFAULT_MAX_VALUE_LENGTH,
-            runtime_errors: None,
-            throttle: LogThrottle::default(),
+            diagnostics: Diagnostics::default(),
         }
     }
 }
@@ -86,21 +84,16 @@ impl Default for Plan {
 /// once (naming the tag and the field) and counted in [`CONFIG_ERRORS`]; a bad
 /// tag is left out, the others work. An unparseable document yields no tags.
 pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
-    let config_errors = host.define_metric(MetricKind::Counter, CONFIG_ERRORS).ok();
-    let runtime_errors = host.define_metric(MetricKind::Counter, RUNTIME_ERRORS).ok();
+    let diagnostics = Diagnostics::define(host, FILTER_NAME);
     let (mut plan, errors) = match parse_json::<PluginConfig>(raw) {
         Ok(config) => compile(&config, host),
         Err(e) => (Plan::default(), vec![e]),
     };
-    plan.runtime_errors = runtime_errors;
     for e in &errors {
-        host.log(LogLevel::Warn, &format!("{FILTER_NAME}: Config Error: {e}"));
+        diagnostics.config_error(host, e);
     }
-    if let (Some(id), Ok(n)) = (config_errors, i64::try_from(errors.len())) {
-        if n > 0 {
-            let _ = host.increment(id, n);
-        }
-    }
+    diagnostics.count_configuration(host, errors.len());
+    plan.diagnostics = diagnostics;
     host.log(
         LogLevel::Debug,
         &format!(
@@ -576,19 +569,8 @@ impl Plan {
     }
 
     fn runtime_error(&self, host: &impl Host, tag: &str, why: &str) {
-        if let Some(id) = self.runtime_errors {
-            let _ = host.increment(id, 1);
-        }
-        if let Some(n) = self.throttle.hit() {
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "{FILTER_NAME}: tag \"{tag}\": {why}; default used ({n} runtime error{} so far \
-                     in this VM, logged at powers of two)",
-                    if n == 1 { "" } else { "s" }
-                ),
-            );
-        }
+        self.diagnostics
+            .runtime_error(host, || format!("tag \"{tag}\": {why}; default used"));
     }
 }
 
@@ -840,7 +822,7 @@ mod tests {
         assert_eq!(p.len(), 1);
         let warn = host.logs_at_least(LogLevel::Warn);
         assert_eq!(warn.len(), 9, "{warn:?}");
-        assert_eq!(host.metric(CONFIG_ERRORS), 9);
+        assert_eq!(host.metric(CONFIG_ERRORS), 1, "one per configuration");
         let expect = [
             "tags[1] (\"cel\").expression: CEL expression \"bad(\" does not compile",
             "tags[2] (\"two\").source: has more than one",

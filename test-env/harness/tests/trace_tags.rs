@@ -320,9 +320,10 @@ fn bad_configuration_never_breaks_traffic() {
             .any(|l| l.contains("tags[2] (\"two\").source: has more than one")),
         "{lines:#?}"
     );
-    // Two errors in each VM (main thread and one worker).
+    // +1 in each VM that loaded the configuration (the main thread's and
+    // each worker's), however many problems it has: not 2 per VM.
     let n = envoy.stat(CONFIG_ERRORS).unwrap().unwrap_or(0);
-    assert!(n >= 2 && n % 2 == 0, "{CONFIG_ERRORS} = {n}");
+    assert!((1..=3).contains(&n), "{CONFIG_ERRORS} = {n}");
 }
 
 fn manifest(name: &str) -> String {

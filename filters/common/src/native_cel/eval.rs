@@ -2,6 +2,7 @@
 //! supported subset.
 
 use super::attributes::{self, Attribute, Kind};
+use super::cmp::Cmp;
 use super::pattern::Pattern;
 use crate::host::Host;
 use std::borrow::Cow;
@@ -48,17 +49,6 @@ pub enum Fail {
     Error,
     /// Leave this evaluation to Envoy.
     Fallback,
-}
-
-/// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
 }
 
 /// String predicates with one argument.

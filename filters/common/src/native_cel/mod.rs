@@ -27,6 +27,7 @@
 //! in Envoy.
 
 mod attributes;
+pub mod cmp;
 mod compile;
 mod eval;
 #[cfg(any(test, feature = "parser-oracle"))]

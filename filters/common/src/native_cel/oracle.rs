@@ -2,7 +2,7 @@
 //! full-grammar `cel-parser` crate. Unit tests and the `native_cel_parser`
 //! fuzz target use it (feature `parser-oracle`); modules never contain it.
 
-use super::eval::Cmp;
+use super::cmp::Cmp;
 use super::parse::{parse, Ast, Op};
 use cel_parser::ast::{operators, Expr, IdedExpr};
 use cel_parser::reference::Val;

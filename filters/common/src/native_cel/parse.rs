@@ -16,7 +16,7 @@
 //!
 //! Never panics, on any input; recursion is bounded by [`MAX_DEPTH`].
 
-use super::eval::Cmp;
+use super::cmp::Cmp;
 use crate::cel::RESERVED_WORDS;
 
 /// A parsed expression of the subset.

@@ -1,16 +1,8 @@
 //! [`Host`] on top of the safe host calls.
 
 use super::hostcalls;
-use crate::cel::Expression;
-use crate::host::{Host, HostError, LogLevel, MetricId, MetricKind};
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-thread_local! {
-    /// Metric ids by full name, per VM: Envoy hands out a new id (and map
-    /// entry) on every `define_metric`, so each name is defined once.
-    static METRICS: RefCell<HashMap<String, MetricId>> = RefCell::new(HashMap::new());
-}
+use super::metric_table;
+use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 
 /// The host the filter runs in. Zero-sized: state lives in Envoy.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,30 +31,30 @@ impl Host for WasmHost {
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         hostcalls::set_attribute(name, value)
     }
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         let out = hostcalls::call_foreign_function("expr_create", source.as_bytes())?;
         let token = <[u8; 4]>::try_from(out.as_deref().unwrap_or_default())
             .map(u32::from_le_bytes)
             .map_err(|_| HostError::InternalFailure)?;
-        Ok(Expression::new(token, source, release_expression))
+        Ok(HostExpression::new(token, source, release_expression))
     }
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         hostcalls::call_foreign_function("expr_evaluate", &expr.token().to_le_bytes())
             .map(Option::unwrap_or_default)
     }
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
-        if let Some(id) = METRICS.with(|m| m.borrow().get(name).copied()) {
-            return Ok(id);
-        }
-        let id = MetricId(hostcalls::define_metric(kind, name)?);
-        METRICS.with(|m| m.borrow_mut().insert(name.to_string(), id));
-        Ok(id)
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
+        metric_table::define(kind, name, label_names)
     }
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
-        hostcalls::increment_metric(metric.0, by)
+    fn increment(&self, metric: MetricId, values: &[&str], by: i64) -> Result<(), HostError> {
+        hostcalls::increment_metric(metric_table::series(metric, values)?, by)
     }
-    fn record(&self, metric: MetricId, value: u64) -> Result<(), HostError> {
-        hostcalls::record_metric(metric.0, value)
+    fn record(&self, metric: MetricId, values: &[&str], value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(metric_table::series(metric, values)?, value)
     }
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
         hostcalls::get_shared_data(key)

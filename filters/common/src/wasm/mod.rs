@@ -9,8 +9,9 @@
 mod adapter;
 mod host;
 pub mod hostcalls;
+mod metric_table;
 mod runtime;
 
-pub use adapter::{serve, Filter};
+pub use adapter::{serve, Module};
 pub use host::WasmHost;
 pub use runtime::{init, log_start, Heartbeat, MemoryGauge};

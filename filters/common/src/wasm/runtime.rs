@@ -34,15 +34,16 @@ impl Heartbeat {
         let name = crate::heartbeat_metric(filter);
         Heartbeat(
             super::WasmHost
-                .define_metric(MetricKind::Counter, &name)
+                .define_metric(MetricKind::Counter, &name, &[])
                 .ok(),
         )
     }
 
     /// Counts one request.
     pub fn beat(&self) {
+        use crate::host::Host;
         if let Some(id) = self.0 {
-            let _ = hostcalls::increment_metric(id.0, 1);
+            let _ = super::WasmHost.increment(id, &[], 1);
         }
     }
 }
@@ -75,7 +76,11 @@ impl MemoryGauge {
             }
         }
         let name = format!("wasm_filter.{filter}.vm{n}.memory_bytes");
-        let gauge = MemoryGauge(super::WasmHost.define_metric(MetricKind::Gauge, &name).ok());
+        let gauge = MemoryGauge(
+            super::WasmHost
+                .define_metric(MetricKind::Gauge, &name, &[])
+                .ok(),
+        );
         gauge.refresh();
         let _ = hostcalls::set_tick_period_ms(MEMORY_GAUGE_PERIOD_MS);
         gauge
@@ -83,9 +88,10 @@ impl MemoryGauge {
 
     /// Records the current size of linear memory (call from `on_tick`).
     pub fn refresh(&self) {
+        use crate::host::Host;
         if let Some(id) = self.0 {
             let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
-            let _ = hostcalls::record_metric(id.0, bytes);
+            let _ = super::WasmHost.record(id, &[], bytes);
         }
     }
 }
