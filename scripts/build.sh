@@ -24,10 +24,20 @@ say "building ${FILTERS[*]} (wasm32-wasip1, release, build $TELEMETRY_FILTERS_BU
 out="$ROOT/target/filters"
 mkdir -p "$out/test"
 
-optimize() { # src dst
-  wasm-opt -Oz --strip-debug --strip-producers \
-    --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
-    "$1" -o "$2"
+# WASM_FEATURES, callbacks and keep_exports: the callbacks each module keeps.
+source "$ROOT/scripts/wasm-exports.sh"
+
+optimize() { # src dst [module name for its callbacks]
+  local keep
+  keep="$(callbacks "${3:-$(basename "$2" .wasm)}")"
+  if [ "$keep" = ALL ]; then
+    cp "$1" "$2.tmp"
+  else
+    # shellcheck disable=SC2086
+    keep_exports "$1" "$2.tmp" $keep
+  fi
+  wasm-opt -Oz --strip-debug --strip-producers "${WASM_FEATURES[@]}" "$2.tmp" -o "$2"
+  rm -f "$2.tmp"
 }
 
 # Test-only variants with the `fault-injection` feature (a request header can
@@ -51,5 +61,6 @@ for f in "${FILTERS[@]}" telemetry-bundle; do
   name="${f//-/_}"
   src="$target_dir/wasm32-wasip1/release/$name.wasm"
   optimize "$src" "$out/$name.wasm"
+  [ "$name" = bench_reference ] && optimize "$src" "$out/bench_reference_min.wasm"
   printf '  %-22s %8d bytes (cargo: %d)\n' "$name.wasm" "$(stat -c %s "$out/$name.wasm")" "$(stat -c %s "$src")" >&2
 done

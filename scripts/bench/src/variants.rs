@@ -237,6 +237,12 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             |b| b.filter(Wasm::new("bench_reference").config(r#"{"empty":true}"#)),
         ),
         v(
+            "empty-wasm-min",
+            "the empty filter exporting no per-request callback but create/delete (Δ to empty-wasm: 4 calls into V8; test-only)",
+            vec!["bench_reference_min"],
+            |b| b.filter(Wasm::new("bench_reference_min").config(r#"{"empty":true}"#)),
+        ),
+        v(
             "reference",
             "trivial reference filter (2 property reads, 1 filter-state write, 1 counter; test-only)",
             vec!["bench_reference"],

@@ -101,7 +101,17 @@ pub fn log(level: LogLevel, message: &str) {
 
 /// Reads an attribute; `Ok(None)` when Envoy has no value for the path.
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    let joined = path.join("\0");
+    // The ABI wants the segments joined by NULs: on the stack when they fit
+    // (every attribute path does), no allocation on the request path.
+    let mut buf = [0u8; PATH_BUFFER];
+    let heap;
+    let joined: &[u8] = match join_path(path, &mut buf) {
+        Some(j) => j,
+        None => {
+            heap = path.join("\0");
+            heap.as_bytes()
+        }
+    };
     let mut data = std::ptr::null_mut();
     let mut size = 0;
     // SAFETY: valid input slice and out-pointers.
@@ -111,6 +121,25 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         Err(HostError::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Room for a property path on the stack (`xds.cluster_metadata.…` paths
+/// are well under it).
+const PATH_BUFFER: usize = 256;
+
+/// `path` joined by NULs into `buf`; `None` when it does not fit.
+fn join_path<'b>(path: &[&str], buf: &'b mut [u8; PATH_BUFFER]) -> Option<&'b [u8]> {
+    let mut end = 0;
+    for (i, segment) in path.iter().enumerate() {
+        if i > 0 {
+            *buf.get_mut(end)? = 0;
+            end += 1;
+        }
+        buf.get_mut(end..end + segment.len())?
+            .copy_from_slice(segment.as_bytes());
+        end += segment.len();
+    }
+    buf.get(..end)
 }
 
 /// Writes filter state `wasm.<name>`. `name` must be one segment (no NUL):
@@ -252,4 +281,25 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostErro
 pub fn set_tick_period_ms(ms: u32) -> Result<(), HostError> {
     // SAFETY: plain value.
     HostError::check(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_on_the_stack_or_not_at_all() {
+        let mut buf = [0u8; PATH_BUFFER];
+        assert_eq!(
+            join_path(&["xds", "cluster_name"], &mut buf),
+            Some(&b"xds\0cluster_name"[..])
+        );
+        assert_eq!(join_path(&[], &mut buf), Some(&b""[..]));
+        let long = "x".repeat(PATH_BUFFER);
+        assert_eq!(join_path(&["a", &long], &mut buf), None);
+        assert_eq!(
+            join_path(&[&long], &mut buf).map(<[u8]>::len),
+            Some(PATH_BUFFER)
+        );
+    }
 }

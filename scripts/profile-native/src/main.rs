@@ -1,0 +1,140 @@
+//! filter-profile: the bundle's jobs, built natively, driven by an in-memory
+//! host over the benchmark's request (`scripts/bench`'s `GET /reviews/0`),
+//! so that callgrind can count the module's own instructions per request
+//! and split them by function. Run it through `scripts/profile-native.sh`.
+//!
+//! `filter-profile <config> [requests]`: configures the bundle with one of
+//! the benchmark's configurations (as bundle sections), prints the host
+//! calls one request makes, then runs `requests` requests (default 10,000)
+//! in [`profile_requests`], the function callgrind collects.
+
+mod bench_host;
+
+use bench_host::BenchHost;
+use filter_common::host::{Host, MetricKind};
+use filter_common::shared_reads::RequestCache;
+use serde_json::{json, Value};
+use std::rc::Rc;
+use telemetry_bundle::Jobs;
+
+/// The benchmark's bookinfo operations as route templates
+/// (`scripts/bench/src/variants.rs`).
+fn bookinfo_templates() -> Value {
+    json!({"attributes": [{"output_attribute": "istio_operationId", "match": [
+        {"value": "ListReviews", "template": "GET /reviews"},
+        {"value": "GetReview", "template": "GET /reviews/{id}"},
+        {"value": "CreateReview", "template": "POST /reviews/"}]}]})
+}
+
+/// Istio's bookinfo CEL rules (operations and response classes).
+fn bookinfo_cel() -> Value {
+    json!({"attributes": [
+        {"output_attribute": "istio_operationId", "match": [
+            {"value": "ListReviews", "condition": "request.url_path == '/reviews' && request.method == 'GET'"},
+            {"value": "GetReview", "condition": "request.url_path.matches('^/reviews/[[:alnum:]]*$') && request.method == 'GET'"},
+            {"value": "CreateReview", "condition": "request.url_path == '/reviews/' && request.method == 'POST'"}]},
+        {"output_attribute": "istio_responseClass", "match": [
+            {"value": "2xx", "condition": "response.code >= 200 && response.code <= 299"},
+            {"value": "3xx", "condition": "response.code >= 300 && response.code <= 399"},
+            {"value": "404", "condition": "response.code == 404"},
+            {"value": "429", "condition": "response.code == 429"},
+            {"value": "503", "condition": "response.code == 503"},
+            {"value": "5xx", "condition": "response.code >= 500 && response.code <= 599"},
+            {"value": "4xx", "condition": "response.code >= 400 && response.code <= 499"}]}]})
+}
+
+/// trace-tags' two tags of the benchmark.
+fn trace_tags() -> Value {
+    json!({"tags": [
+        {"name": "tenant", "header": "x-tenant", "default": "anonymous"},
+        {"name": "route", "expression": "request.method + ' ' + request.url_path"}]})
+}
+
+/// The configurations, as bundle documents (one section: that job alone).
+fn config(id: &str) -> Option<Value> {
+    Some(match id {
+        "ag-templates" => json!({"attributegen": bookinfo_templates()}),
+        "ag-cel-bookinfo" => json!({"attributegen": bookinfo_cel()}),
+        "get-calls" => json!({"get_calls": null}),
+        "trace-tags" => json!({"trace_tags": trace_tags()}),
+        "bundle" => json!({"attributegen": bookinfo_templates(), "get_calls": null,
+                           "trace_tags": trace_tags()}),
+        "empty" => json!({}),
+        _ => return None,
+    })
+}
+
+/// What the adapter keeps per stream (`filters/common/src/wasm/adapter.rs`).
+struct Stream {
+    plan: Rc<Jobs>,
+    heartbeats: Rc<Vec<filter_common::host::MetricId>>,
+    state: RequestCache,
+}
+
+/// One request as the adapter drives it: stream context created, heartbeats,
+/// request headers, response headers, log, stream dropped.
+fn one_request(root: &(Rc<Jobs>, Rc<Vec<filter_common::host::MetricId>>), host: &BenchHost) {
+    let stream = Box::new(Stream {
+        plan: Rc::clone(&root.0),
+        heartbeats: Rc::clone(&root.1),
+        state: RequestCache::default(),
+    });
+    host.response.set(false);
+    for id in stream.heartbeats.iter() {
+        let _ = host.increment(*id, 1);
+    }
+    stream.plan.on_request(host, &stream.state);
+    host.response.set(true);
+    stream.plan.on_response(host, &stream.state);
+    stream.plan.on_log(host, &stream.state);
+    drop(stream);
+}
+
+/// The requests callgrind collects (`--toggle-collect=*profile_requests*`).
+#[inline(never)]
+fn profile_requests(
+    root: &(Rc<Jobs>, Rc<Vec<filter_common::host::MetricId>>),
+    host: &BenchHost,
+    n: u64,
+) {
+    for _ in 0..n {
+        one_request(root, host);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let id = args.first().map_or("bundle", String::as_str);
+    let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let Some(doc) = config(id) else {
+        eprintln!("usage: filter-profile <ag-templates|ag-cel-bookinfo|get-calls|trace-tags|bundle|empty> [requests]");
+        std::process::exit(2);
+    };
+    let host = BenchHost::default();
+    let jobs = telemetry_bundle::configure(Some(doc.to_string().as_bytes()), &host);
+    let heartbeats: Vec<_> = jobs
+        .names()
+        .iter()
+        .filter_map(|job| {
+            host.define_metric(MetricKind::Counter, &filter_common::heartbeat_metric(job))
+                .ok()
+        })
+        .collect();
+    let root = (Rc::new(jobs), Rc::new(heartbeats));
+    // warm the caches (metric ids, series) as a running VM has them
+    one_request(&root, &host);
+    host.counting.set(true);
+    let _ = host.take_calls();
+    one_request(&root, &host);
+    host.counting.set(false);
+    let calls = host.take_calls();
+    println!("{id}: host calls of one request (module side, after warm-up):");
+    let mut total = 0;
+    for (call, count) in &calls {
+        println!("  {count:>3}  {call}");
+        total += count;
+    }
+    println!("  {total:>3}  in all");
+    profile_requests(&root, &host, n);
+    println!("{id}: {n} requests profiled");
+}
