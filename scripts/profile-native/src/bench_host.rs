@@ -6,8 +6,7 @@
 //! it into memory the module allocates), metric ids are cached by name in a
 //! map. It counts every call that would cross into Envoy, by kind.
 
-use filter_common::cel::Expression;
-use filter_common::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use filter_common::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
@@ -93,18 +92,24 @@ impl Host for BenchHost {
         self.count("set_property", name);
         Ok(())
     }
-    fn compile(&self, source: &str) -> Result<Expression, HostError> {
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
         self.count("call_foreign_function", "expr_create");
-        Ok(Expression::new(1, source, no_release))
+        Ok(HostExpression::new(1, source, no_release))
     }
-    fn evaluate(&self, expr: &Expression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
         self.count("call_foreign_function", "expr_evaluate");
         // only reached when an expression has no native form
         eprintln!("host CEL evaluation of {:?}", expr.source());
         Err(HostError::InternalFailure)
     }
-    fn define_metric(&self, _kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
+    fn define_metric(
+        &self,
+        _kind: MetricKind,
+        name: &str,
+        _label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
         // WasmHost: a map lookup by name, the host call only the first time
+        // (the Wasm side's per-series names are not modelled here)
         if let Some(id) = self.metric_ids.borrow().get(name).copied() {
             return Ok(id);
         }
@@ -114,11 +119,21 @@ impl Host for BenchHost {
         self.metric_ids.borrow_mut().insert(name.to_string(), id);
         Ok(id)
     }
-    fn increment(&self, _metric: MetricId, _by: i64) -> Result<(), HostError> {
+    fn increment(
+        &self,
+        _metric: MetricId,
+        _label_values: &[&str],
+        _by: i64,
+    ) -> Result<(), HostError> {
         self.count("increment_metric", "");
         Ok(())
     }
-    fn record(&self, _metric: MetricId, _value: u64) -> Result<(), HostError> {
+    fn record(
+        &self,
+        _metric: MetricId,
+        _label_values: &[&str],
+        _value: u64,
+    ) -> Result<(), HostError> {
         self.count("record_metric", "");
         Ok(())
     }

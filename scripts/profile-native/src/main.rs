@@ -12,10 +12,14 @@ mod bench_host;
 
 use bench_host::BenchHost;
 use filter_common::host::{Host, MetricKind};
+use filter_common::job::Phase;
+use filter_common::pipeline::Pipeline;
 use filter_common::shared_reads::RequestCache;
 use serde_json::{json, Value};
 use std::rc::Rc;
-use telemetry_bundle::Jobs;
+
+/// The bundle's jobs over the in-memory host.
+type Jobs = Pipeline<BenchHost>;
 
 /// The benchmark's bookinfo operations as route templates
 /// (`scripts/bench/src/variants.rs`).
@@ -81,12 +85,12 @@ fn one_request(root: &(Rc<Jobs>, Rc<Vec<filter_common::host::MetricId>>), host: 
     });
     host.response.set(false);
     for id in stream.heartbeats.iter() {
-        let _ = host.increment(*id, 1);
+        let _ = host.increment(*id, &[], 1);
     }
-    stream.plan.on_request(host, &stream.state);
+    stream.plan.run(Phase::RequestHeaders, host, &stream.state);
     host.response.set(true);
-    stream.plan.on_response(host, &stream.state);
-    stream.plan.on_log(host, &stream.state);
+    stream.plan.run(Phase::ResponseHeaders, host, &stream.state);
+    stream.plan.run(Phase::Log, host, &stream.state);
     drop(stream);
 }
 
@@ -116,8 +120,12 @@ fn main() {
         .names()
         .iter()
         .filter_map(|job| {
-            host.define_metric(MetricKind::Counter, &filter_common::heartbeat_metric(job))
-                .ok()
+            host.define_metric(
+                MetricKind::Counter,
+                &filter_common::heartbeat_metric(job),
+                &[],
+            )
+            .ok()
         })
         .collect();
     let root = (Rc::new(jobs), Rc::new(heartbeats));

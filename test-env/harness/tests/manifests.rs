@@ -228,14 +228,14 @@ fn the_crd_checks_reject_bad_trafficextensions() {
     assert_eq!(failed(&both), ["exactly one of wasm or lua must be set"]);
     let mut attach = base.clone();
     attach["spec"]["selector"] = serde_json::json!({"matchLabels": {"app": "a"}});
-    attach["spec"]["targetRefs"] = serde_json::json!([{"kind": "Service", "group": "", "name": "a"}]);
+    attach["spec"]["targetRefs"] =
+        serde_json::json!([{"kind": "Service", "group": "", "name": "a"}]);
     assert_eq!(
         failed(&attach),
         ["only one of targetRefs or selector can be set"]
     );
     let mut cross = base.clone();
-    cross["spec"]["targetRefs"] =
-        serde_json::json!([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g", "namespace": "other"}]);
+    cross["spec"]["targetRefs"] = serde_json::json!([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g", "namespace": "other"}]);
     assert_eq!(
         failed(&cross),
         ["cross namespace referencing is not currently supported"]
