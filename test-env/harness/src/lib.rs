@@ -24,16 +24,21 @@ mod client;
 pub mod collector;
 mod envoy;
 pub mod grpc_sinks;
+pub mod grpc_upstream;
+pub mod h2_client;
 pub mod httpd;
 pub mod paths;
 pub mod process;
 pub mod prometheus;
+pub mod tls;
 mod upstream;
 
 pub use bootstrap::{bundle_mode, EnvoyBuilder, HttpFilter, Wasm};
 pub use client::{RequestBuilder, Response};
 pub use collector::{Collector, Span, SpanFormat};
 pub use envoy::Envoy;
+pub use grpc_upstream::GrpcUpstream;
+pub use h2_client::{H2Client, H2Request, H2Response};
 pub use prometheus::Prometheus;
 pub use upstream::{RecordedRequest, Upstream};
 
