@@ -8,6 +8,7 @@
 //! Run it through `scripts/bench.sh` (builds the modules, installs wrk and
 //! h2load, then runs this).
 
+mod configs;
 mod measure;
 mod report;
 mod variants;

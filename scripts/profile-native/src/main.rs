@@ -21,48 +21,28 @@ use std::rc::Rc;
 /// The bundle's jobs over the in-memory host.
 type Jobs = Pipeline<BenchHost>;
 
-/// The benchmark's bookinfo operations as route templates
-/// (`scripts/bench/src/variants.rs`).
-fn bookinfo_templates() -> Value {
-    json!({"attributes": [{"output_attribute": "istio_operationId", "match": [
-        {"value": "ListReviews", "template": "GET /reviews"},
-        {"value": "GetReview", "template": "GET /reviews/{id}"},
-        {"value": "CreateReview", "template": "POST /reviews/"}]}]})
-}
+/// The benchmark's own configurations (one file, shared with `scripts/bench`).
+#[path = "../../bench/src/configs.rs"]
+mod configs;
 
-/// Istio's bookinfo CEL rules (operations and response classes).
-fn bookinfo_cel() -> Value {
-    json!({"attributes": [
-        {"output_attribute": "istio_operationId", "match": [
-            {"value": "ListReviews", "condition": "request.url_path == '/reviews' && request.method == 'GET'"},
-            {"value": "GetReview", "condition": "request.url_path.matches('^/reviews/[[:alnum:]]*$') && request.method == 'GET'"},
-            {"value": "CreateReview", "condition": "request.url_path == '/reviews/' && request.method == 'POST'"}]},
-        {"output_attribute": "istio_responseClass", "match": [
-            {"value": "2xx", "condition": "response.code >= 200 && response.code <= 299"},
-            {"value": "3xx", "condition": "response.code >= 300 && response.code <= 399"},
-            {"value": "404", "condition": "response.code == 404"},
-            {"value": "429", "condition": "response.code == 429"},
-            {"value": "503", "condition": "response.code == 503"},
-            {"value": "5xx", "condition": "response.code >= 500 && response.code <= 599"},
-            {"value": "4xx", "condition": "response.code >= 400 && response.code <= 499"}]}]})
-}
+use configs::{bookinfo_classes, bookinfo_ops, bookinfo_templates, trace_tags_config};
 
-/// trace-tags' two tags of the benchmark.
-fn trace_tags() -> Value {
-    json!({"tags": [
-        {"name": "tenant", "header": "x-tenant", "default": "anonymous"},
-        {"name": "route", "expression": "request.method + ' ' + request.url_path"}]})
+/// The bookinfo operations as route templates, as an attributegen config.
+fn templates() -> Value {
+    json!({"attributes": [{"output_attribute": "istio_operationId", "match": bookinfo_templates()}]})
 }
 
 /// The configurations, as bundle documents (one section: that job alone).
 fn config(id: &str) -> Option<Value> {
     Some(match id {
-        "ag-templates" => json!({"attributegen": bookinfo_templates()}),
-        "ag-cel-bookinfo" => json!({"attributegen": bookinfo_cel()}),
+        "ag-templates" => json!({"attributegen": templates()}),
+        "ag-cel-bookinfo" => {
+            json!({"attributegen": {"attributes": [bookinfo_ops(), bookinfo_classes()]}})
+        }
         "get-calls" => json!({"get_calls": null}),
-        "trace-tags" => json!({"trace_tags": trace_tags()}),
-        "bundle" => json!({"attributegen": bookinfo_templates(), "get_calls": null,
-                           "trace_tags": trace_tags()}),
+        "trace-tags" => json!({"trace_tags": trace_tags_config()}),
+        "bundle" => json!({"attributegen": templates(), "get_calls": null,
+                           "trace_tags": trace_tags_config()}),
         "empty" => json!({}),
         _ => return None,
     })
