@@ -1,0 +1,192 @@
+//! Configurations and streams of the module: which jobs run for a
+//! `filter_name`, how a configuration is accepted or rejected, and the
+//! per-stream state.
+
+use crate::abi;
+use crate::host::{log_line, DynHost, Metrics};
+use crate::VERSION;
+use filter_common::host::LogLevel;
+use filter_common::shared_reads::RequestCache;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use telemetry_bundle::Jobs;
+
+/// Panics caught at the FFI boundary since the process started.
+pub static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Source of configuration ids (never reused, unlike addresses).
+static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One accepted configuration, shared by every worker: the bundle document
+/// and the counters defined for it. The jobs themselves keep per-VM state
+/// (log throttles, scratch buffers) that is not thread-safe, so each worker
+/// builds its own copy from the document, as each Wasm VM does.
+pub struct Config {
+    id: u64,
+    doc: Vec<u8>,
+    /// Counters defined in `config_new`.
+    pub metrics: Metrics,
+    alive: Arc<()>,
+}
+
+/// A worker's copy of one configuration's jobs.
+struct WorkerJobs {
+    alive: Weak<()>,
+    jobs: Rc<Jobs>,
+}
+
+thread_local! {
+    /// This worker's jobs, by configuration id.
+    static WORKER_JOBS: RefCell<HashMap<u64, WorkerJobs>> = RefCell::new(HashMap::new());
+}
+
+impl Config {
+    /// This worker's jobs for the configuration, built on first use; entries
+    /// of destroyed configurations are dropped then.
+    pub fn worker_jobs(&self) -> Rc<Jobs> {
+        WORKER_JOBS.with(|cell| {
+            let mut map = cell.borrow_mut();
+            if let Some(w) = map.get(&self.id) {
+                return Rc::clone(&w.jobs);
+            }
+            map.retain(|_, w| w.alive.strong_count() > 0);
+            let host = DynHost::for_worker(&self.metrics);
+            let jobs = Rc::new(telemetry_bundle::configure(Some(&self.doc), &host));
+            map.insert(
+                self.id,
+                WorkerJobs {
+                    alive: Arc::downgrade(&self.alive),
+                    jobs: Rc::clone(&jobs),
+                },
+            );
+            jobs
+        })
+    }
+}
+
+/// One stream: its configuration, this worker's jobs and the read cache.
+pub struct Stream {
+    /// The configuration the stream was created from.
+    pub config: *const Config,
+    /// This worker's jobs of that configuration.
+    pub jobs: Rc<Jobs>,
+    /// Reads shared by the jobs during one phase.
+    pub cache: RequestCache,
+}
+
+/// The bundle document for a `filter_name` and its `filter_config`.
+pub fn bundle_document(filter_name: &str, config: &[u8]) -> Result<Vec<u8>, String> {
+    let section = match filter_name {
+        "telemetry_bundle" => return Ok(config.to_vec()),
+        "attributegen" | "get_calls" | "trace_tags" => filter_name,
+        other => {
+            return Err(format!(
+                "filter_name: unknown filter {other:?} (expected attributegen, get_calls, trace_tags or telemetry_bundle)"
+            ))
+        }
+    };
+    let value = if config.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice::<serde_json::Value>(config)
+            .map_err(|e| format!("filter_config: invalid JSON: {e}"))?
+    };
+    let mut doc = serde_json::Map::new();
+    doc.insert(section.to_owned(), value);
+    Ok(serde_json::Value::Object(doc).to_string().into_bytes())
+}
+
+/// Builds a configuration, or logs the ONE line saying why it is rejected.
+pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> Option<Config> {
+    let reject = |why: &str| {
+        log_line(
+            LogLevel::Error,
+            &format!("telemetry_filters {VERSION}: {filter_name} configuration rejected: {why}"),
+        );
+    };
+    let doc = match bundle_document(filter_name, raw) {
+        Ok(doc) => doc,
+        Err(why) => {
+            reject(&why);
+            return None;
+        }
+    };
+    let host = DynHost::for_config(envoy);
+    let jobs = telemetry_bundle::configure(Some(&doc), &host);
+    let (metrics, warnings) = host.finish();
+    if let Some(first) = warnings.first() {
+        let more = match warnings.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        reject(&format!("{first}{more}"));
+        return None;
+    }
+    log_line(
+        LogLevel::Info,
+        &format!(
+            "telemetry_filters {VERSION}: {filter_name} configured (jobs: {})",
+            jobs.names().join(", ")
+        ),
+    );
+    Some(Config {
+        id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+        doc,
+        metrics,
+        alive: Arc::new(()),
+    })
+}
+
+/// Runs `f`, catching a panic: counted, logged once per occurrence, and the
+/// request goes on.
+pub fn guarded(hook: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
+        log_line(
+            LogLevel::Error,
+            &format!("telemetry_filters {VERSION}: panic in {hook} (total {n}); request continues"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_filters_become_one_section() {
+        assert_eq!(
+            bundle_document("attributegen", br#"{"attributes":[]}"#).ok(),
+            Some(br#"{"attributegen":{"attributes":[]}}"#.to_vec())
+        );
+        assert_eq!(
+            bundle_document("get_calls", b"").ok(),
+            Some(br#"{"get_calls":null}"#.to_vec())
+        );
+        assert!(bundle_document("nope", b"")
+            .err()
+            .is_some_and(|e| e.starts_with("filter_name")));
+        assert!(bundle_document("trace_tags", b"{")
+            .err()
+            .is_some_and(|e| e.starts_with("filter_config: invalid JSON")));
+    }
+
+    #[test]
+    fn a_panic_is_caught_and_counted() {
+        let before = PANICS.load(Ordering::Relaxed);
+        std::panic::set_hook(Box::new(|_| {}));
+        #[allow(clippy::panic)]
+        guarded("test", || panic!("boom"));
+        let _ = std::panic::take_hook();
+        assert_eq!(PANICS.load(Ordering::Relaxed), before + 1);
+    }
+}
+
+/// Workers share one configuration: it must be `Sync` (checked at compile time).
+const _: fn() = || {
+    fn shared_by_workers<T: Sync + Send>() {}
+    shared_by_workers::<Config>();
+};
