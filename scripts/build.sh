@@ -64,3 +64,10 @@ for f in "${FILTERS[@]}" telemetry-bundle; do
   [ "$name" = bench_reference ] && optimize "$src" "$out/bench_reference_min.wasm"
   printf '  %-22s %8d bytes (cargo: %d)\n' "$name.wasm" "$(stat -c %s "$out/$name.wasm")" "$(stat -c %s "$src")" >&2
 done
+
+# The same filters as one Envoy dynamic module (a native shared object for
+# this machine's architecture; glibc-linked), chosen by `filter_name`.
+native_target="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --manifest-path "$ROOT/Cargo.toml" --profile release-native --target "$native_target" -p dynamic-module
+cp "$target_dir/$native_target/release-native/libtelemetry_filters.so" "$out/libtelemetry_filters.so"
+printf '  %-22s %8d bytes (%s)\n' libtelemetry_filters.so "$(stat -c %s "$out/libtelemetry_filters.so")" "$native_target" >&2

@@ -127,11 +127,9 @@ pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> 
     }
     log_line(
         LogLevel::Info,
-        &format!(
-            "telemetry_filters {VERSION}: {filter_name} configured (jobs: {})",
-            jobs.names().join(", ")
-        ),
+        &filter_common::start_banner(filter_name, VERSION),
     );
+    drop(jobs);
     Some(Config {
         id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
         doc,

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 /// plugin settings a test may vary.
 #[derive(Debug, Clone)]
 pub struct Wasm {
-    module: PathBuf,
-    name: String,
-    root_id: String,
-    vm_id: String,
-    config: Option<String>,
-    failure_policy: Option<String>,
+    pub(crate) module: PathBuf,
+    pub(crate) name: String,
+    pub(crate) root_id: String,
+    pub(crate) vm_id: String,
+    pub(crate) config: Option<String>,
+    pub(crate) failure_policy: Option<String>,
     env: Vec<(String, String)>,
-    dynamic: bool,
+    pub(crate) dynamic: bool,
 }
 
 impl Wasm {
@@ -344,7 +344,10 @@ impl EnvoyBuilder {
                 HttpFilter::Wasm(w) if w.dynamic => {
                     w.to_discovered_filter(&ecds_path(access_log, &w.name))
                 }
-                HttpFilter::Wasm(w) => w.to_filter(),
+                HttpFilter::Wasm(w) => crate::dynamic_module::dynamic_module_mode()
+                    .then(|| crate::dynamic_module::replace(w))
+                    .flatten()
+                    .unwrap_or_else(|| w.to_filter()),
                 HttpFilter::Raw(v) => v.clone(),
             })
             .collect();

@@ -407,8 +407,14 @@ impl Drop for Envoy {
 /// (`… [wasm] wasm log <plugin> <root_id>: <message>`).
 pub fn wasm_log_lines(log: &str) -> Vec<String> {
     log.lines()
-        .filter_map(|l| l.split_once("wasm log ").map(|(_, rest)| rest))
-        .map(|rest| rest.split_once(": ").map_or(rest, |(_, m)| m).to_string())
+        .filter_map(|l| {
+            if let Some((_, rest)) = l.split_once("wasm log ") {
+                return Some(rest.split_once(": ").map_or(rest, |(_, m)| m).to_string());
+            }
+            // The same filters' lines from the dynamic module (DYNAMIC_MODULE=1).
+            l.split_once("[dynamic_modules] [:] ")
+                .map(|(_, m)| m.to_string())
+        })
         .collect()
 }
 

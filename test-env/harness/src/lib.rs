@@ -22,6 +22,7 @@
 mod bootstrap;
 mod client;
 pub mod collector;
+pub mod dynamic_module;
 mod envoy;
 pub mod grpc_sinks;
 pub mod httpd;

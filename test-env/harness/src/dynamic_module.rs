@@ -1,0 +1,56 @@
+//! `DYNAMIC_MODULE=1`: the project's Wasm filters (and, with
+//! `TELEMETRY_BUNDLE=1`, the bundle) replaced by the same filters in the
+//! Envoy dynamic module `libtelemetry_filters.so`, with the same JSON
+//! configuration, so the same tests cover both runtimes.
+
+use crate::bootstrap::Wasm;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Whether `DYNAMIC_MODULE=1`.
+pub fn dynamic_module_mode() -> bool {
+    std::env::var("DYNAMIC_MODULE").is_ok_and(|v| v == "1")
+}
+
+/// Path of the dynamic module built by `scripts/build.sh`.
+pub fn module_path() -> PathBuf {
+    crate::paths::wasm_dir().join("libtelemetry_filters.so")
+}
+
+/// The filters the module holds (its `filter_name`s).
+const FILTERS: [&str; 4] = ["attributegen", "get_calls", "trace_tags", "telemetry_bundle"];
+
+/// Metric namespace of the module's stats: the Wasm filters' (`wasmcustom`),
+/// so both runtimes' stats have the same names.
+pub const METRICS_NAMESPACE: &str = "wasmcustom";
+
+/// The dynamic-module filter standing in for `w`, when `w` is one of the
+/// project's filters in its plain form (default names and module, static
+/// configuration, no failure policy).
+pub fn replace(w: &Wasm) -> Option<Value> {
+    let name = FILTERS
+        .into_iter()
+        .find(|f| w.name == *f && w.root_id == *f && w.vm_id == *f)?;
+    let plain = w.module == crate::paths::module(name) && !w.dynamic && w.failure_policy.is_none();
+    if !plain {
+        return None;
+    }
+    Some(filter(name, w.config.as_deref().unwrap_or("")))
+}
+
+/// A dynamic-module filter entry for `filter_name` with `config`.
+pub fn filter(filter_name: &str, config: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {
+                "name": "telemetry_filters",
+                "module": { "local": { "filename": module_path() } },
+                "metrics_namespace": METRICS_NAMESPACE,
+            },
+            "filter_name": filter_name,
+            "filter_config": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config },
+        }
+    })
+}
