@@ -150,6 +150,12 @@ pub fn guarded(hook: &str, f: impl FnOnce()) {
     }
 }
 
+/// Workers share one configuration: it must be `Sync` (checked at compile time).
+const _: fn() = || {
+    fn shared_by_workers<T: Sync + Send>() {}
+    shared_by_workers::<Config>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,9 +188,3 @@ mod tests {
         assert_eq!(PANICS.load(Ordering::Relaxed), before + 1);
     }
 }
-
-/// Workers share one configuration: it must be `Sync` (checked at compile time).
-const _: fn() = || {
-    fn shared_by_workers<T: Sync + Send>() {}
-    shared_by_workers::<Config>();
-};

@@ -5,8 +5,11 @@ use filter_common::host::HostError;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-/// Value and compare-and-swap token of each key.
-static DATA: Mutex<Option<HashMap<String, (Vec<u8>, u32)>>> = Mutex::new(None);
+/// Each key's value and compare-and-swap token.
+type Entries = HashMap<String, (Vec<u8>, u32)>;
+
+/// The map, created on first write.
+static DATA: Mutex<Option<Entries>> = Mutex::new(None);
 
 /// The value of `key` and its token (0 when absent).
 pub fn get(key: &str) -> (Option<Vec<u8>>, u32) {

@@ -18,7 +18,12 @@ pub fn module_path() -> PathBuf {
 }
 
 /// The filters the module holds (its `filter_name`s).
-const FILTERS: [&str; 4] = ["attributegen", "get_calls", "trace_tags", "telemetry_bundle"];
+const FILTERS: [&str; 4] = [
+    "attributegen",
+    "get_calls",
+    "trace_tags",
+    "telemetry_bundle",
+];
 
 /// Metric namespace of the module's stats: the Wasm filters' (`wasmcustom`),
 /// so both runtimes' stats have the same names.
