@@ -57,6 +57,14 @@ pub struct ModuleBuffer {
 }
 
 impl ModuleBuffer {
+    /// The null buffer (`set_header` removes the header).
+    pub const fn null() -> Self {
+        ModuleBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        }
+    }
+
     /// Lends `bytes` for the duration of one call.
     pub fn of(bytes: &[u8]) -> Self {
         ModuleBuffer {
@@ -143,6 +151,29 @@ extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> u32;
+    /// Defines a histogram (configuration time only).
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: ConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        histogram_id: *mut usize,
+    ) -> u32;
+    /// Records a histogram sample on a stream.
+    pub fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+    /// Sets (replaces) a header; a null `value.ptr` removes it.
+    pub fn envoy_dynamic_module_callback_http_set_header(
+        filter: FilterEnvoyPtr,
+        header_type: u32,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
     /// The stream's active span; null when tracing is off.
     pub fn envoy_dynamic_module_callback_http_get_active_span(
         filter: FilterEnvoyPtr,

@@ -48,13 +48,33 @@ const ATTRIBUTES: &[(&str, u32, Kind)] = &[
     ("xds.virtual_host_name", 63, Kind::Str),
 ];
 
-/// The id and kind of the attribute at `path`, if the ABI has it.
-pub fn lookup(path: &[&str]) -> Option<(u32, Kind)> {
+/// Metadata the ABI's attribute and metadata calls cannot walk (Istio's
+/// `istio.services` is a list of maps): read as absent, so the default
+/// `destination_service` is the cluster's name (see the README's
+/// dynamic-module section).
+const ABSENT_PREFIXES: &[&str] = &["xds.cluster_metadata."];
+
+/// How the module reads an attribute path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// By the ABI's attribute id.
+    Attribute(u32, Kind),
+    /// Not readable through the ABI; treated as absent.
+    Absent,
+    /// Not readable through the ABI: an error.
+    Unsupported,
+}
+
+/// How to read the attribute at `path`.
+pub fn lookup(path: &[&str]) -> Lookup {
     let joined = path.join(".");
-    ATTRIBUTES
-        .iter()
-        .find(|(name, _, _)| *name == joined)
-        .map(|&(_, id, kind)| (id, kind))
+    if let Some(&(_, id, kind)) = ATTRIBUTES.iter().find(|(name, _, _)| *name == joined) {
+        return Lookup::Attribute(id, kind);
+    }
+    if ABSENT_PREFIXES.iter().any(|p| joined.starts_with(p)) {
+        return Lookup::Absent;
+    }
+    Lookup::Unsupported
 }
 
 #[cfg(test)]
@@ -63,9 +83,22 @@ mod tests {
 
     #[test]
     fn known_paths_map_to_ids() {
-        assert_eq!(lookup(&["request", "url_path"]), Some((1, Kind::Str)));
-        assert_eq!(lookup(&["response", "code"]), Some((15, Kind::Int)));
-        assert_eq!(lookup(&["xds", "cluster_name"]), Some((57, Kind::Str)));
-        assert_eq!(lookup(&["node", "id"]), None);
+        assert_eq!(
+            lookup(&["request", "url_path"]),
+            Lookup::Attribute(1, Kind::Str)
+        );
+        assert_eq!(
+            lookup(&["response", "code"]),
+            Lookup::Attribute(15, Kind::Int)
+        );
+        assert_eq!(
+            lookup(&["xds", "cluster_name"]),
+            Lookup::Attribute(57, Kind::Str)
+        );
+        assert_eq!(
+            lookup(&["xds", "cluster_metadata", "filter_metadata", "istio"]),
+            Lookup::Absent
+        );
+        assert_eq!(lookup(&["node", "id"]), Lookup::Unsupported);
     }
 }

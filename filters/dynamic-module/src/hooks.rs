@@ -5,9 +5,10 @@
 use crate::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, FilterEnvoyPtr};
 use crate::host::DynHost;
 use crate::runtime::{guarded, new_config, Config, Stream};
+use filter_common::host::Host;
+use filter_common::job::Phase;
 use filter_common::shared_reads::RequestCache;
 use std::ffi::{c_char, c_void};
-use telemetry_bundle::Jobs;
 
 /// Returns the ABI version the module was built for.
 #[no_mangle]
@@ -26,7 +27,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     config: EnvoyBuffer,
 ) -> *const c_void {
     let mut out: *const c_void = std::ptr::null();
-    guarded("config_new", || {
+    let _ = guarded("config_new", || {
         // SAFETY: Envoy's buffers are valid during this call.
         let (name, raw) = unsafe { (name.to_vec(), config.to_vec()) };
         let name = String::from_utf8_lossy(&name);
@@ -60,7 +61,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
 ) -> *const c_void {
     let config = config.cast::<Config>();
     let mut out: *const c_void = std::ptr::null();
-    guarded("filter_new", || {
+    let _ = guarded("filter_new", || {
         // SAFETY: Envoy hands back the pointer `config_new` returned.
         if let Some(c) = unsafe { config.as_ref() } {
             let stream = Stream {
@@ -74,7 +75,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     out
 }
 
-/// Runs `f` with the stream's configuration and a host over `envoy`.
+/// Runs `f` with the stream, its configuration and a host over `envoy`;
+/// a panic is caught, counted on the configuration's panic counter, and
+/// the request goes on.
 ///
 /// # Safety
 /// `stream` came from `filter_new` and is not yet destroyed.
@@ -82,7 +85,7 @@ unsafe fn with_stream(
     hook: &str,
     envoy: FilterEnvoyPtr,
     stream: *const c_void,
-    f: impl FnOnce(&Jobs, &DynHost<'_>, &RequestCache),
+    f: impl FnOnce(&Stream, &Config, &DynHost),
 ) {
     // SAFETY: Envoy hands back the pointer `filter_new` returned.
     let Some(stream) = (unsafe { stream.cast::<Stream>().as_ref() }) else {
@@ -92,13 +95,13 @@ unsafe fn with_stream(
     let Some(config) = (unsafe { stream.config.as_ref() }) else {
         return;
     };
-    guarded(hook, || {
-        let host = DynHost::for_stream(envoy, &config.metrics);
-        f(&stream.jobs, &host, &stream.cache);
-    });
+    let host = DynHost::for_stream(envoy);
+    if guarded(hook, || f(stream, config, &host)) {
+        config.count_panic(&host);
+    }
 }
 
-/// Request headers: attributegen (request phase), trace-tags.
+/// Request headers: the heartbeats, then the jobs' request phase.
 ///
 /// # Safety
 /// Envoy's pointers for a live stream.
@@ -110,14 +113,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 ) -> u32 {
     // SAFETY: forwarded from Envoy.
     unsafe {
-        with_stream("request_headers", envoy, stream, |c, h, cache| {
-            c.on_request(h, cache)
+        with_stream("request_headers", envoy, stream, |s, c, host| {
+            for id in &c.heartbeats {
+                let _ = host.increment(*id, &[], 1);
+            }
+            s.jobs.run(Phase::RequestHeaders, host, &s.cache);
         })
     };
     abi::CONTINUE
 }
 
-/// Response headers: trace-tags' response tags.
+/// Response headers (also local replies): the jobs' response phase.
 ///
 /// # Safety
 /// Envoy's pointers for a live stream.
@@ -129,14 +135,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
 ) -> u32 {
     // SAFETY: forwarded from Envoy.
     unsafe {
-        with_stream("response_headers", envoy, stream, |c, h, cache| {
-            c.on_response(h, cache)
+        with_stream("response_headers", envoy, stream, |s, _, host| {
+            s.jobs.run(Phase::ResponseHeaders, host, &s.cache)
         })
     };
     abi::CONTINUE
 }
 
-/// End of stream, before access logs: attributegen (after response), get-calls.
+/// End of stream, before access logs are flushed: the jobs' log phase.
 ///
 /// # Safety
 /// Envoy's pointers for a live stream.
@@ -147,8 +153,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 ) {
     // SAFETY: forwarded from Envoy.
     unsafe {
-        with_stream("stream_complete", envoy, stream, |c, h, cache| {
-            c.on_log(h, cache)
+        with_stream("stream_complete", envoy, stream, |s, _, host| {
+            s.jobs.run(Phase::Log, host, &s.cache)
         })
     };
 }

@@ -1,79 +1,82 @@
 //! The filters' [`Host`] port over Envoy's dynamic-module callbacks.
+//!
+//! One type, three scopes: `config_new` (main thread: metrics are defined,
+//! warnings collected so a bad configuration is rejected), a worker building
+//! its copy of the jobs (metrics looked up among those defined), and one
+//! stream (reads, writes, increments).
 
 use crate::abi::{self, EnvoyBuffer, ModuleBuffer};
 use crate::attributes::{self, Kind};
-use crate::shared_data;
-use filter_common::cel::Expression;
-use filter_common::host::{Host, HostError, LogLevel, MetricId, MetricKind};
+use crate::metric_table::MetricTable;
+use crate::{expressions, shared_data};
+use filter_common::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Counters a configuration defined, by full name (frozen after `config_new`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    by_name: HashMap<String, MetricId>,
-}
-
-/// Where a host call runs: configuration (main thread) or one stream.
-enum Scope<'a> {
-    /// `config_new`: metrics may be defined; log lines are collected.
+/// Where a host call runs.
+enum Scope {
+    /// `config_new`: metrics may be defined; warnings are collected.
     Config {
         envoy: abi::ConfigEnvoyPtr,
-        metrics: RefCell<Metrics>,
+        metrics: RefCell<MetricTable>,
         warnings: RefCell<Vec<String>>,
     },
-    /// A stream: reads, filter state, increments of defined counters.
-    Stream {
-        envoy: abi::FilterEnvoyPtr,
-        metrics: &'a Metrics,
-    },
+    /// A worker configuring its copy of the jobs: metrics are found among
+    /// those `config_new` defined; nothing else reaches Envoy.
+    Worker { metrics: Arc<MetricTable> },
+    /// A stream: reads, filter state, span tags, metric updates.
+    Stream { envoy: abi::FilterEnvoyPtr },
 }
 
-/// A [`Host`] for one configuration or one stream.
-pub struct DynHost<'a> {
-    scope: Scope<'a>,
+/// A [`Host`] for one configuration, one worker's jobs or one stream.
+pub struct DynHost {
+    scope: Scope,
 }
 
-impl DynHost<'static> {
+impl DynHost {
     /// The host of `config_new`.
     pub fn for_config(envoy: abi::ConfigEnvoyPtr) -> Self {
         DynHost {
             scope: Scope::Config {
                 envoy,
-                metrics: RefCell::new(Metrics::default()),
+                metrics: RefCell::new(MetricTable::default()),
                 warnings: RefCell::new(Vec::new()),
             },
         }
     }
 
     /// The metrics defined and the warnings logged while configuring.
-    pub fn finish(self) -> (Metrics, Vec<String>) {
+    pub fn finish(self) -> (MetricTable, Vec<String>) {
         match self.scope {
             Scope::Config {
                 metrics, warnings, ..
             } => (metrics.into_inner(), warnings.into_inner()),
-            Scope::Stream { .. } => (Metrics::default(), Vec::new()),
+            _ => (MetricTable::default(), Vec::new()),
         }
     }
-}
 
-impl<'a> DynHost<'a> {
-    /// The host a worker configures its copy of the jobs with: metrics are
-    /// looked up among those `config_new` defined.
-    pub fn for_worker(metrics: &'a Metrics) -> Self {
-        Self::for_stream(std::ptr::null_mut(), metrics)
+    /// The host a worker configures its copy of the jobs with.
+    pub fn for_worker(metrics: Arc<MetricTable>) -> Self {
+        DynHost {
+            scope: Scope::Worker { metrics },
+        }
     }
 
     /// The host of one stream.
-    pub fn for_stream(envoy: abi::FilterEnvoyPtr, metrics: &'a Metrics) -> Self {
+    pub fn for_stream(envoy: abi::FilterEnvoyPtr) -> Self {
         DynHost {
-            scope: Scope::Stream { envoy, metrics },
+            scope: Scope::Stream { envoy },
         }
+    }
+
+    /// Whether this host configures (`config_new`).
+    pub fn is_config(&self) -> bool {
+        matches!(self.scope, Scope::Config { .. })
     }
 
     fn stream(&self) -> Result<abi::FilterEnvoyPtr, HostError> {
         match self.scope {
-            Scope::Stream { envoy, .. } if !envoy.is_null() => Ok(envoy),
+            Scope::Stream { envoy } if !envoy.is_null() => Ok(envoy),
             _ => Err(HostError::NotFound),
         }
     }
@@ -89,36 +92,12 @@ impl<'a> DynHost<'a> {
                 &mut out,
             )
         };
-        // SAFETY: Envoy filled `out` with a buffer valid until the stream ends.
+        // SAFETY: Envoy filled `out` with a buffer valid during this hook.
         Ok(found.then(|| unsafe { out.to_vec() }))
     }
-}
 
-/// Sends one line to Envoy's `dynamic_modules` logger.
-pub fn log_line(level: LogLevel, message: &str) {
-    // SAFETY: plain values and a buffer that outlives the call.
-    unsafe {
-        if abi::envoy_dynamic_module_callback_log_enabled(level as u32) {
-            abi::envoy_dynamic_module_callback_log(
-                level as u32,
-                ModuleBuffer::of(message.as_bytes()),
-            );
-        }
-    }
-}
-
-impl Host for DynHost<'_> {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        match path {
-            // attributegen's output, read back by the other filters.
-            [name] => return self.filter_state(&format!("wasm.{name}")),
-            ["filter_state", key] => return self.filter_state(key),
-            _ => {}
-        }
+    fn attribute(&self, id: u32, kind: Kind) -> Result<Option<Vec<u8>>, HostError> {
         let envoy = self.stream()?;
-        let Some((id, kind)) = attributes::lookup(path) else {
-            return Err(HostError::Unimplemented);
-        };
         // SAFETY: `envoy` is Envoy's live stream; out-pointers are locals.
         unsafe {
             match kind {
@@ -147,6 +126,69 @@ impl Host for DynHost<'_> {
         }
     }
 
+    fn set_header(&self, name: &str, value: ModuleBuffer) -> Result<(), HostError> {
+        let envoy = self.stream()?;
+        // SAFETY: `envoy` is Envoy's live stream; buffers outlive the call.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_set_header(
+                envoy,
+                abi::REQUEST_HEADER,
+                ModuleBuffer::of(name.as_bytes()),
+                value,
+            )
+        };
+        ok.then_some(()).ok_or(HostError::BadArgument)
+    }
+}
+
+/// Sends one line to Envoy's `dynamic_modules` logger.
+pub fn log_line(level: LogLevel, message: &str) {
+    // SAFETY: plain values and a buffer that outlives the call.
+    unsafe {
+        if abi::envoy_dynamic_module_callback_log_enabled(level as u32) {
+            abi::envoy_dynamic_module_callback_log(
+                level as u32,
+                ModuleBuffer::of(message.as_bytes()),
+            );
+        }
+    }
+}
+
+/// Envoy's metrics result code as a host result.
+fn metrics_result(status: u32) -> Result<(), HostError> {
+    if status == abi::METRICS_SUCCESS {
+        Ok(())
+    } else {
+        Err(HostError::Other(status))
+    }
+}
+
+/// Label values lent to Envoy for one call.
+fn buffers(values: &[&str]) -> Vec<ModuleBuffer> {
+    values
+        .iter()
+        .map(|v| ModuleBuffer::of(v.as_bytes()))
+        .collect()
+}
+
+impl Host for DynHost {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        match path {
+            // attributegen's output, read back by the other filters.
+            [name] => return self.filter_state(&format!("wasm.{name}")),
+            ["filter_state", key] => return self.filter_state(key),
+            _ => {}
+        }
+        match attributes::lookup(path) {
+            attributes::Lookup::Attribute(id, kind) => self.attribute(id, kind),
+            attributes::Lookup::Absent => {
+                self.stream()?;
+                Ok(None)
+            }
+            attributes::Lookup::Unsupported => Err(HostError::Unimplemented),
+        }
+    }
+
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
         let envoy = self.stream()?;
         let mut out = EnvoyBuffer::empty();
@@ -165,12 +207,12 @@ impl Host for DynHost<'_> {
         Ok(found.then(|| unsafe { out.to_vec() }))
     }
 
-    fn set_request_header(&self, _name: &str, _value: &[u8]) -> Result<(), HostError> {
-        Err(HostError::Unimplemented)
+    fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.set_header(name, ModuleBuffer::of(value))
     }
 
-    fn remove_request_header(&self, _name: &str) -> Result<(), HostError> {
-        Err(HostError::Unimplemented)
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        self.set_header(name, ModuleBuffer::null())
     }
 
     fn env_var(&self, name: &str) -> Option<String> {
@@ -188,92 +230,119 @@ impl Host for DynHost<'_> {
                 ModuleBuffer::of(value),
             )
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(HostError::BadArgument)
-        }
+        ok.then_some(()).ok_or(HostError::BadArgument)
     }
 
-    fn compile(&self, _source: &str) -> Result<Expression, HostError> {
-        // No CEL host call in the dynamic-module ABI: only the native subset.
-        Err(HostError::Unimplemented)
+    fn compile(&self, source: &str) -> Result<HostExpression, HostError> {
+        expressions::compile(source).inspect_err(|_| {
+            self.log(LogLevel::Warn, &expressions::unsupported_reason(source));
+        })
     }
 
-    fn evaluate(&self, _expr: &Expression) -> Result<Vec<u8>, HostError> {
-        Err(HostError::Unimplemented)
+    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+        expressions::evaluate(self, expr)
     }
 
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
+    fn define_metric(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        label_names: &[&str],
+    ) -> Result<MetricId, HostError> {
         match &self.scope {
-            Scope::Stream { metrics, .. } => metrics
-                .by_name
-                .get(name)
-                .copied()
-                .ok_or(HostError::Unimplemented),
+            Scope::Stream { .. } => Err(HostError::Unimplemented),
+            Scope::Worker { metrics } => metrics.find(kind, name, label_names),
             Scope::Config { envoy, metrics, .. } => {
-                if let Some(id) = metrics.borrow().by_name.get(name) {
-                    return Ok(*id);
+                if let Ok(id) = metrics.borrow().find(kind, name, label_names) {
+                    return Ok(id);
                 }
-                if kind != MetricKind::Counter {
-                    return Err(HostError::Unimplemented);
-                }
-                let mut id = 0usize;
-                // SAFETY: Envoy's config object during `config_new`.
+                let names = buffers(label_names);
+                let mut envoy_id = 0usize;
+                // SAFETY: Envoy's config object during `config_new`; the
+                // buffers outlive the call.
                 let status = unsafe {
-                    abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                        *envoy,
-                        ModuleBuffer::of(name.as_bytes()),
-                        std::ptr::null(),
-                        0,
-                        &mut id,
-                    )
+                    match kind {
+                        MetricKind::Counter => {
+                            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                                *envoy,
+                                ModuleBuffer::of(name.as_bytes()),
+                                names.as_ptr(),
+                                names.len(),
+                                &mut envoy_id,
+                            )
+                        }
+                        MetricKind::Histogram => {
+                            abi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
+                                *envoy,
+                                ModuleBuffer::of(name.as_bytes()),
+                                names.as_ptr(),
+                                names.len(),
+                                &mut envoy_id,
+                            )
+                        }
+                        MetricKind::Gauge => return Err(HostError::Unimplemented),
+                    }
                 };
-                if status != abi::METRICS_SUCCESS {
-                    return Err(HostError::Other(status));
-                }
-                let id = MetricId(u32::try_from(id).map_err(|_| HostError::BadArgument)?);
-                metrics.borrow_mut().by_name.insert(name.to_owned(), id);
-                Ok(id)
+                metrics_result(status)?;
+                metrics
+                    .borrow_mut()
+                    .insert(kind, name, label_names, envoy_id)
             }
         }
     }
 
-    fn increment(&self, metric: MetricId, by: i64) -> Result<(), HostError> {
+    fn increment(&self, metric: MetricId, label_values: &[&str], by: i64) -> Result<(), HostError> {
         let by = u64::try_from(by).map_err(|_| HostError::BadArgument)?;
-        // SAFETY: Envoy's live config or stream; no label buffers.
+        let (kind, id) = crate::metric_table::decode(metric);
+        if kind != MetricKind::Counter {
+            return Err(HostError::BadArgument);
+        }
+        let values = buffers(label_values);
+        // SAFETY: Envoy's live config or stream; buffers outlive the call.
         let status = unsafe {
             match &self.scope {
                 Scope::Config { envoy, .. } => {
                     abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
                         *envoy,
-                        metric.0 as usize,
-                        std::ptr::null(),
-                        0,
+                        id,
+                        values.as_ptr(),
+                        values.len(),
                         by,
                     )
                 }
-                Scope::Stream { envoy, .. } if envoy.is_null() => return Err(HostError::NotFound),
-                Scope::Stream { envoy, .. } => {
+                Scope::Worker { .. } => return Err(HostError::NotFound),
+                Scope::Stream { .. } => {
                     abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                        *envoy,
-                        metric.0 as usize,
-                        std::ptr::null(),
-                        0,
+                        self.stream()?,
+                        id,
+                        values.as_ptr(),
+                        values.len(),
                         by,
                     )
                 }
             }
         };
-        if status == abi::METRICS_SUCCESS {
-            Ok(())
-        } else {
-            Err(HostError::Other(status))
-        }
+        metrics_result(status)
     }
 
-    fn record(&self, _metric: MetricId, _value: u64) -> Result<(), HostError> {
-        Err(HostError::Unimplemented)
+    fn record(&self, metric: MetricId, label_values: &[&str], value: u64) -> Result<(), HostError> {
+        let (kind, id) = crate::metric_table::decode(metric);
+        if kind != MetricKind::Histogram {
+            return Err(HostError::BadArgument);
+        }
+        let envoy = self.stream()?;
+        let values = buffers(label_values);
+        // SAFETY: Envoy's live stream; buffers outlive the call.
+        let status = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                envoy,
+                id,
+                values.as_ptr(),
+                values.len(),
+                value,
+            )
+        };
+        metrics_result(status)
     }
 
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
@@ -285,12 +354,31 @@ impl Host for DynHost<'_> {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        if let Scope::Config { warnings, .. } = &self.scope {
-            if level >= LogLevel::Warn {
+        match &self.scope {
+            Scope::Config { warnings, .. } if level >= LogLevel::Warn => {
                 warnings.borrow_mut().push(message.to_owned());
-                return;
             }
+            // Each worker repeats what `config_new` already said.
+            Scope::Worker { .. } => {}
+            _ => log_line(level, message),
         }
-        log_line(level, message);
+    }
+
+    fn set_span_tag(&self, name: &str, value: &str) -> Result<(), HostError> {
+        let envoy = self.stream()?;
+        // SAFETY: `envoy` is Envoy's live stream.
+        let span = unsafe { abi::envoy_dynamic_module_callback_http_get_active_span(envoy) };
+        if span.is_null() {
+            return Err(HostError::NotFound);
+        }
+        // SAFETY: the span belongs to the live stream; buffers outlive the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_span_set_tag(
+                span,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            );
+        }
+        Ok(())
     }
 }

@@ -10,8 +10,10 @@
 
 pub mod abi;
 pub mod attributes;
+pub mod expressions;
 mod hooks;
 pub mod host;
+pub mod metric_table;
 pub mod runtime;
 pub mod shared_data;
 

@@ -3,32 +3,43 @@
 //! per-stream state.
 
 use crate::abi;
-use crate::host::{log_line, DynHost, Metrics};
+use crate::host::{log_line, DynHost};
+use crate::metric_table::MetricTable;
 use crate::VERSION;
-use filter_common::host::LogLevel;
+use filter_common::host::{Host, LogLevel, MetricId, MetricKind};
+use filter_common::pipeline::Pipeline;
 use filter_common::shared_reads::RequestCache;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use telemetry_bundle::Jobs;
 
 /// Panics caught at the FFI boundary since the process started.
 pub static PANICS: AtomicU64 = AtomicU64::new(0);
 
+/// Counter of panics caught in a configuration's hooks.
+pub const PANICS_METRIC: &str = "telemetry_filters.panics_total";
+
 /// Source of configuration ids (never reused, unlike addresses).
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The jobs of one configuration, as the [`Pipeline`] runs them.
+pub type Jobs = Pipeline<DynHost>;
+
 /// One accepted configuration, shared by every worker: the bundle document
-/// and the counters defined for it. The jobs themselves keep per-VM state
-/// (log throttles, scratch buffers) that is not thread-safe, so each worker
+/// and the metrics defined for it. The jobs keep per-VM state (log
+/// throttles, scratch buffers) that is not thread-safe, so each worker
 /// builds its own copy from the document, as each Wasm VM does.
 pub struct Config {
     id: u64,
     doc: Vec<u8>,
-    /// Counters defined in `config_new`.
-    pub metrics: Metrics,
+    /// Metrics defined in `config_new`.
+    metrics: Arc<MetricTable>,
+    /// Heartbeat counters, one per job (`wasm_filter.<job>.requests_total`).
+    pub heartbeats: Vec<MetricId>,
+    /// The panic counter.
+    pub panics: Option<MetricId>,
     alive: Arc<()>,
 }
 
@@ -53,7 +64,7 @@ impl Config {
                 return Rc::clone(&w.jobs);
             }
             map.retain(|_, w| w.alive.strong_count() > 0);
-            let host = DynHost::for_worker(&self.metrics);
+            let host = DynHost::for_worker(Arc::clone(&self.metrics));
             let jobs = Rc::new(telemetry_bundle::configure(Some(&self.doc), &host));
             map.insert(
                 self.id,
@@ -65,6 +76,13 @@ impl Config {
             jobs
         })
     }
+
+    /// Counts a panic caught in one of this configuration's stream hooks.
+    pub fn count_panic(&self, host: &DynHost) {
+        if let Some(id) = self.panics {
+            let _ = host.increment(id, &[], 1);
+        }
+    }
 }
 
 /// One stream: its configuration, this worker's jobs and the read cache.
@@ -73,7 +91,7 @@ pub struct Stream {
     pub config: *const Config,
     /// This worker's jobs of that configuration.
     pub jobs: Rc<Jobs>,
-    /// Reads shared by the jobs during one phase.
+    /// Reads shared by the jobs during the request.
     pub cache: RequestCache,
 }
 
@@ -99,14 +117,17 @@ pub fn bundle_document(filter_name: &str, config: &[u8]) -> Result<Vec<u8>, Stri
     Ok(serde_json::Value::Object(doc).to_string().into_bytes())
 }
 
+/// The one line a rejected configuration logs: module, version, filter, why.
+pub fn rejection_line(filter_name: &str, why: &str) -> String {
+    format!(
+        "telemetry_filters {VERSION} (build {}): {filter_name} configuration rejected: {why}",
+        filter_common::BUILD
+    )
+}
+
 /// Builds a configuration, or logs the ONE line saying why it is rejected.
 pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> Option<Config> {
-    let reject = |why: &str| {
-        log_line(
-            LogLevel::Error,
-            &format!("telemetry_filters {VERSION}: {filter_name} configuration rejected: {why}"),
-        );
-    };
+    let reject = |why: &str| log_line(LogLevel::Error, &rejection_line(filter_name, why));
     let doc = match bundle_document(filter_name, raw) {
         Ok(doc) => doc,
         Err(why) => {
@@ -116,38 +137,45 @@ pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> 
     };
     let host = DynHost::for_config(envoy);
     let jobs = telemetry_bundle::configure(Some(&doc), &host);
+    let define = |name: &str| host.define_metric(MetricKind::Counter, name, &[]).ok();
+    let heartbeats = jobs
+        .names()
+        .into_iter()
+        .filter_map(|job| define(&filter_common::heartbeat_metric(job)))
+        .collect();
+    let panics = define(PANICS_METRIC);
+    drop(jobs);
     let (metrics, warnings) = host.finish();
-    if let Some(first) = warnings.first() {
-        let more = match warnings.len() {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        reject(&format!("{first}{more}"));
+    if !warnings.is_empty() {
+        reject(&warnings.join("; "));
         return None;
     }
     log_line(
         LogLevel::Info,
         &filter_common::start_banner(filter_name, VERSION),
     );
-    drop(jobs);
     Some(Config {
         id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
         doc,
-        metrics,
+        metrics: Arc::new(metrics),
+        heartbeats,
+        panics,
         alive: Arc::new(()),
     })
 }
 
 /// Runs `f`, catching a panic: counted, logged once per occurrence, and the
-/// request goes on.
-pub fn guarded(hook: &str, f: impl FnOnce()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+/// request goes on. True when `f` panicked.
+pub fn guarded(hook: &str, f: impl FnOnce()) -> bool {
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    if panicked {
         let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
         log_line(
             LogLevel::Error,
             &format!("telemetry_filters {VERSION}: panic in {hook} (total {n}); request continues"),
         );
     }
+    panicked
 }
 
 /// Workers share one configuration: it must be `Sync` (checked at compile time).

@@ -23,7 +23,7 @@ use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
 use filter_common::diagnostics::Diagnostics;
-use filter_common::host::{Host, LogLevel};
+use filter_common::host::{Host, HostError, LogLevel};
 
 /// Counter of configuration errors (+1 per error found, per VM).
 pub const CONFIG_ERRORS: &str = "wasm_filter.trace_tags.type.config.error_count";
@@ -432,6 +432,7 @@ impl Plan {
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Request) {
             let value = self.value(tag, host);
             self.write_filter_state(tag, value.as_deref(), host);
+            self.write_span_tag(tag, value.as_deref(), host);
             if let (Some(h), Some(v)) = (&tag.header, &value) {
                 if let Err(e) = host.set_request_header(h, v.as_bytes()) {
                     self.runtime_error(
@@ -501,6 +502,7 @@ impl Plan {
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Response) {
             let value = self.value(tag, host);
             self.write_filter_state(tag, value.as_deref(), host);
+            self.write_span_tag(tag, value.as_deref(), host);
         }
     }
 
@@ -568,6 +570,19 @@ impl Plan {
         }
     }
 
+    /// Tags the active span directly where the host can (Envoy's dynamic
+    /// modules); proxy-wasm cannot (`Unimplemented`) and a request without
+    /// a span (`NotFound`) has nothing to tag: neither is an error.
+    fn write_span_tag(&self, tag: &Tag, value: Option<&str>, host: &impl Host) {
+        let Some(v) = value else { return };
+        match host.set_span_tag(&tag.name, v) {
+            Ok(()) | Err(HostError::Unimplemented | HostError::NotFound) => {}
+            Err(e) => {
+                self.runtime_error(host, &tag.name, &format!("tagging the span failed ({e})"))
+            }
+        }
+    }
+
     fn runtime_error(&self, host: &impl Host, tag: &str, why: &str) {
         self.diagnostics
             .runtime_error(host, || format!("tag \"{tag}\": {why}; default used"));
@@ -587,7 +602,6 @@ fn decode(result: &[u8], ty: ValueType) -> Result<String, cel::DecodeError> {
 mod tests {
     use super::*;
     use filter_common::fake::FakeHost;
-    use filter_common::host::HostError;
 
     const ALL: &str = r#"{"header_prefix":"x-tag-","tags":[
         {"name":"env","literal":"prod"},
@@ -609,6 +623,33 @@ mod tests {
 
     fn hdr(host: &FakeHost, name: &str) -> Option<String> {
         host.header(name).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn a_host_that_can_tags_the_span_directly_in_both_phases() {
+        let host = FakeHost::new();
+        host.with_span_tags();
+        host.eval("response.code", Ok(200i64.to_le_bytes().to_vec()));
+        let p = plan(
+            &host,
+            r#"{"tags":[{"name":"env","literal":"prod"},
+                {"name":"status","expression":"response.code","type":"INT","phase":"RESPONSE"}]}"#,
+        );
+        p.on_request(&host);
+        p.on_response(&host);
+        assert_eq!(
+            host.span_tags(),
+            vec![
+                ("env".to_string(), "prod".to_string()),
+                ("status".to_string(), "200".to_string())
+            ]
+        );
+        assert_eq!(
+            fs(&host, "env").as_deref(),
+            Some("prod"),
+            "filter state too"
+        );
+        assert!(host.logs_at_least(LogLevel::Warn).is_empty());
     }
 
     #[test]

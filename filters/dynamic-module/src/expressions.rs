@@ -1,0 +1,134 @@
+//! CEL in the dynamic module. Envoy's dynamic-module ABI has no CEL call:
+//! an expression runs only if the module can evaluate it itself. Today that
+//! is `filter_common`'s native subset (compiled by `filter_common::cel`
+//! beside the host's form); anything else is a configuration error.
+//!
+//! The seam for a full CEL engine in the module (`filters/module-cel`) is
+//! [`compile_full`]: it returns the error today; with the engine it compiles
+//! the program, [`register`]s its evaluation and returns the token, and
+//! [`evaluate`] runs it. Nothing else changes.
+
+use crate::host::DynHost;
+use filter_common::host::{HostError, HostExpression};
+use std::sync::{Mutex, PoisonError};
+
+/// A compiled program's evaluation against one stream: Envoy's serialized
+/// result bytes, as `expr_evaluate` gives them to Wasm.
+pub type Program = Box<dyn Fn(&DynHost) -> Result<Vec<u8>, HostError> + Send + Sync>;
+
+/// Token of an expression the native subset evaluates (nothing registered).
+const NATIVE_ONLY: u32 = 0;
+
+/// Programs by token - 1; freed slots are `None`. Shared by every worker.
+static PROGRAMS: Mutex<Vec<Option<std::sync::Arc<Program>>>> = Mutex::new(Vec::new());
+
+/// Compiles `source` for the dynamic module: a native-subset expression gets
+/// the native-only token; others go to [`compile_full`].
+pub fn compile(source: &str) -> Result<HostExpression, HostError> {
+    if filter_common::native_cel::compile(source).is_some() {
+        return Ok(HostExpression::new(NATIVE_ONLY, source, release));
+    }
+    compile_full(source)
+}
+
+/// THE SEAM: compiles an expression outside the native subset. Without a
+/// CEL engine in the module this is an error; with `module-cel`:
+///
+/// ```ignore
+/// let program = module_cel::compile(source).map_err(|_| HostError::ParseFailure)?;
+/// Ok(HostExpression::new(register(Box::new(move |h| program.evaluate(h))), source, release))
+/// ```
+pub fn compile_full(_source: &str) -> Result<HostExpression, HostError> {
+    Err(HostError::Unimplemented)
+}
+
+/// The configuration line for an expression [`compile`] rejected.
+pub fn unsupported_reason(source: &str) -> String {
+    format!(
+        "expression {source:?} is outside the CEL subset the dynamic module evaluates \
+         (Envoy's dynamic-module ABI has no CEL call; use the Wasm module for full CEL)"
+    )
+}
+
+/// Registers a program; its token (never 0).
+pub fn register(program: Program) -> u32 {
+    let mut programs = PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner);
+    let slot = programs.iter().position(Option::is_none);
+    let program = Some(std::sync::Arc::new(program));
+    let index = match slot {
+        Some(i) => {
+            if let Some(s) = programs.get_mut(i) {
+                *s = program;
+            }
+            i
+        }
+        None => {
+            programs.push(program);
+            programs.len() - 1
+        }
+    };
+    u32::try_from(index + 1).unwrap_or(NATIVE_ONLY)
+}
+
+/// Frees a token's program (when its configuration goes).
+fn release(token: u32) {
+    if token == NATIVE_ONLY {
+        return;
+    }
+    let mut programs = PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(slot) = programs.get_mut(token as usize - 1) {
+        *slot = None;
+    }
+}
+
+/// Evaluates a compiled expression: its program, or for a native-only
+/// expression (whose native form deferred this request) `Unimplemented`.
+pub fn evaluate(host: &DynHost, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    let token = expr.token();
+    if token == NATIVE_ONLY {
+        return Err(HostError::Unimplemented);
+    }
+    let program = {
+        let programs = PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner);
+        programs
+            .get(token as usize - 1)
+            .and_then(Clone::clone)
+            .ok_or(HostError::NotFound)?
+    };
+    program(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_subset_compiles_and_the_rest_is_refused() {
+        assert!(compile("request.url_path").is_ok());
+        assert_eq!(
+            compile("request.headers.map(h, h)").err(),
+            Some(HostError::Unimplemented)
+        );
+    }
+
+    #[test]
+    fn registered_programs_are_found_from_many_threads_and_freed() {
+        let threads: Vec<_> = (0..4u8)
+            .map(|n| {
+                std::thread::spawn(move || {
+                    (0..50).all(|_| {
+                        let token = register(Box::new(move |_| Ok(vec![n])));
+                        let expr = HostExpression::new(token, "x", release);
+                        let got = evaluate(&DynHost::for_stream(std::ptr::null_mut()), &expr);
+                        got == Ok(vec![n])
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap_or(false));
+        }
+        let programs = PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(programs.iter().all(Option::is_none), "every token released");
+    }
+}
