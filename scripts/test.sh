@@ -65,6 +65,12 @@ TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
   --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing --test grpc_sinks \
   -- --test-threads "${E2E_THREADS:-2}"
 
+stage "end-to-end tests through Envoy $ENVOY_VERSION (the dynamic module libtelemetry_filters.so)"
+DYNAMIC_MODULE=1 cargo test -p envoy-harness \
+  --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing \
+  --test config_update --test soak --test grpc_sinks \
+  -- --test-threads "${E2E_THREADS:-2}"
+
 if [ "${SKIP_MATRIX:-}" != 1 ]; then
   stage "end-to-end matrix: attributegen, get_calls, trace_tags through the older Envoys (separate and bundle)"
   "$ROOT/scripts/test-matrix.sh"

@@ -90,10 +90,11 @@ impl Wasm {
     }
     /// The ECDS file (a `DiscoveryResponse`) serving this filter.
     pub fn ecds_document(&self, version: u64) -> Value {
-        let mut resource = self.to_filter();
+        let module = crate::dynamic_module::dynamic_module_mode()
+            .then(|| crate::dynamic_module::replace(self))
+            .flatten();
+        let mut resource = module.unwrap_or_else(|| self.to_filter());
         resource["name"] = json!(self.name);
-        resource["typed_config"]["@type"] =
-            json!("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
         json!({
             "version_info": version.to_string(),
             "resources": [{
@@ -105,11 +106,18 @@ impl Wasm {
     }
     /// The HCM entry that takes this filter's configuration from `path`.
     pub(crate) fn to_discovered_filter(&self, path: &std::path::Path) -> Value {
+        let type_url = match crate::dynamic_module::dynamic_module_mode()
+            .then(|| crate::dynamic_module::replace(self))
+            .flatten()
+        {
+            Some(_) => crate::dynamic_module::TYPE_URL,
+            None => "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        };
         json!({
             "name": self.name,
             "config_discovery": {
                 "config_source": { "path_config_source": { "path": path }, "resource_api_version": "V3" },
-                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+                "type_urls": [type_url],
             }
         })
     }

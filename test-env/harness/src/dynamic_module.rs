@@ -29,14 +29,18 @@ const FILTERS: [&str; 4] = [
 /// so both runtimes' stats have the same names.
 pub const METRICS_NAMESPACE: &str = "wasmcustom";
 
+/// Type URL of the dynamic-module filter's configuration.
+pub const TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+
 /// The dynamic-module filter standing in for `w`, when `w` is one of the
-/// project's filters in its plain form (default names and module, static
-/// configuration, no failure policy).
+/// project's filters in its plain form (default names and module, no
+/// failure policy; static or discovered configuration).
 pub fn replace(w: &Wasm) -> Option<Value> {
     let name = FILTERS
         .into_iter()
         .find(|f| w.name == *f && w.root_id == *f && w.vm_id == *f)?;
-    let plain = w.module == crate::paths::module(name) && !w.dynamic && w.failure_policy.is_none();
+    let plain = w.module == crate::paths::module(name) && w.failure_policy.is_none();
     if !plain {
         return None;
     }
@@ -48,7 +52,7 @@ pub fn filter(filter_name: &str, config: &str) -> Value {
     json!({
         "name": "envoy.filters.http.dynamic_modules",
         "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "@type": TYPE_URL,
             "dynamic_module_config": {
                 "name": "telemetry_filters",
                 "module": { "local": { "filename": module_path() } },

@@ -38,7 +38,8 @@ pub use collector::{Collector, Span, SpanFormat};
 pub use envoy::Envoy;
 pub use prometheus::Prometheus;
 pub use upstream::{RecordedRequest, Upstream};
-pub use version::{envoy_version, requires_envoy, EnvoyVersion};
+pub use dynamic_module::dynamic_module_mode;
+pub use version::{envoy_version, requires_envoy, requires_wasm, EnvoyVersion};
 
 /// Errors of the harness: a message, with Envoy's log when there is one.
 #[derive(Debug)]

@@ -65,12 +65,45 @@ pub fn requires_envoy(test: &str, needed: EnvoyVersion, why: &str) -> bool {
         return true;
     }
     let got = got.map_or_else(|| "an unknown version".to_string(), |v| v.to_string());
-    let mode = if crate::bundle_mode() {
-        " [bundle]"
-    } else {
-        ""
-    };
-    let line = format!("SKIPPED {test}{mode}: needs Envoy {needed}+ ({why}), running {got}");
+    record_skip(&format!(
+        "SKIPPED {test}{}: needs Envoy {needed}+ ({why}), running {got}",
+        mode()
+    ));
+    false
+}
+
+/// The runtime mode a skip line names: ` [bundle]`, ` [dynamic module]`, both
+/// or nothing.
+fn mode() -> String {
+    let mut mode = String::new();
+    if crate::bundle_mode() {
+        mode.push_str(" [bundle]");
+    }
+    if crate::dynamic_module::dynamic_module_mode() {
+        mode.push_str(" [dynamic module]");
+    }
+    mode
+}
+
+/// True unless the filters run as the Envoy dynamic module
+/// (`DYNAMIC_MODULE=1`) and the test checks something only the Wasm runtime
+/// has (a VM, its traps, its stats, a test-only Wasm module). Then, like
+/// [`requires_envoy`], it prints one line naming the test and why, records
+/// it in `target/test-reports/skipped-by-version.txt`, and returns false:
+/// the test then returns early.
+pub fn requires_wasm(test: &str, why: &str) -> bool {
+    if !crate::dynamic_module::dynamic_module_mode() {
+        return true;
+    }
+    record_skip(&format!(
+        "SKIPPED {test}{}: needs the Wasm runtime ({why})",
+        mode()
+    ));
+    false
+}
+
+/// Prints a skip line and appends it to the skip report.
+fn record_skip(line: &str) {
     // Straight to stderr: the test runner's capture hides a passing test's
     // println!, and this line must show.
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
@@ -84,7 +117,6 @@ pub fn requires_envoy(test: &str, needed: EnvoyVersion, why: &str) -> bool {
         // One short write per line: O_APPEND keeps parallel tests' lines whole.
         let _ = f.write_all(format!("{line}\n").as_bytes());
     }
-    false
 }
 
 #[cfg(test)]
