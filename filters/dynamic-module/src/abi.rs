@@ -76,6 +76,8 @@ impl ModuleBuffer {
 
 /// `envoy_dynamic_module_type_http_header_type`.
 pub const REQUEST_HEADER: u32 = 0;
+/// `envoy_dynamic_module_type_http_header_type` of response headers.
+pub const RESPONSE_HEADER: u32 = 2;
 
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;

@@ -126,6 +126,25 @@ impl DynHost {
         }
     }
 
+    /// The first value of header `name` in the map of `header_type`.
+    fn header(&self, header_type: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let envoy = self.stream()?;
+        let mut out = EnvoyBuffer::empty();
+        // SAFETY: `envoy` is Envoy's live stream; the key outlives the call.
+        let found = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_header(
+                envoy,
+                header_type,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        // SAFETY: Envoy filled `out` with a buffer valid during this hook.
+        Ok(found.then(|| unsafe { out.to_vec() }))
+    }
+
     fn set_header(&self, name: &str, value: ModuleBuffer) -> Result<(), HostError> {
         let envoy = self.stream()?;
         // SAFETY: `envoy` is Envoy's live stream; buffers outlive the call.
@@ -177,6 +196,8 @@ impl Host for DynHost {
             // attributegen's output, read back by the other filters.
             [name] => return self.filter_state(&format!("wasm.{name}")),
             ["filter_state", key] => return self.filter_state(key),
+            ["request", "headers", name] => return self.header(abi::REQUEST_HEADER, name),
+            ["response", "headers", name] => return self.header(abi::RESPONSE_HEADER, name),
             _ => {}
         }
         match attributes::lookup(path) {
@@ -190,21 +211,7 @@ impl Host for DynHost {
     }
 
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        let envoy = self.stream()?;
-        let mut out = EnvoyBuffer::empty();
-        // SAFETY: `envoy` is Envoy's live stream; the key outlives the call.
-        let found = unsafe {
-            abi::envoy_dynamic_module_callback_http_get_header(
-                envoy,
-                abi::REQUEST_HEADER,
-                ModuleBuffer::of(name.as_bytes()),
-                &mut out,
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        // SAFETY: Envoy filled `out` with a buffer valid during this hook.
-        Ok(found.then(|| unsafe { out.to_vec() }))
+        self.header(abi::REQUEST_HEADER, name)
     }
 
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {

@@ -33,15 +33,17 @@ pub const METRICS_NAMESPACE: &str = "wasmcustom";
 pub const TYPE_URL: &str =
     "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
 
-/// The dynamic-module filter standing in for `w`, when `w` is one of the
-/// project's filters in its plain form (default names and module, no
-/// failure policy; static or discovered configuration).
+/// The dynamic-module filter standing in for `w`, when `w` runs one of the
+/// project's modules without a failure policy (static or discovered
+/// configuration).
 pub fn replace(w: &Wasm) -> Option<Value> {
+    // By module, whatever the plugin's names: every instance of a project
+    // filter moves, so filters that hand each other filter state stay in
+    // one runtime (Envoy's Wasm reads only filter state Wasm wrote).
     let name = FILTERS
         .into_iter()
-        .find(|f| w.name == *f && w.root_id == *f && w.vm_id == *f)?;
-    let plain = w.module == crate::paths::module(name) && w.failure_policy.is_none();
-    if !plain {
+        .find(|f| w.module == crate::paths::module(f))?;
+    if w.failure_policy.is_some() {
         return None;
     }
     Some(filter(name, w.config.as_deref().unwrap_or("")))

@@ -412,7 +412,9 @@ pub fn wasm_log_lines(log: &str) -> Vec<String> {
                 return Some(rest.split_once(": ").map_or(rest, |(_, m)| m).to_string());
             }
             // The same filters' lines from the dynamic module (DYNAMIC_MODULE=1).
-            l.split_once("[dynamic_modules] [:] ")
+            // `… [dynamic_modules] [source/…/abi_impl.cc:54] <message>`
+            l.split_once("[dynamic_modules] [")
+                .and_then(|(_, rest)| rest.split_once("] "))
                 .map(|(_, m)| m.to_string())
         })
         .collect()

@@ -35,10 +35,10 @@ pub mod version;
 pub use bootstrap::{bundle_mode, EnvoyBuilder, HttpFilter, Wasm};
 pub use client::{RequestBuilder, Response};
 pub use collector::{Collector, Span, SpanFormat};
+pub use dynamic_module::dynamic_module_mode;
 pub use envoy::Envoy;
 pub use prometheus::Prometheus;
 pub use upstream::{RecordedRequest, Upstream};
-pub use dynamic_module::dynamic_module_mode;
 pub use version::{envoy_version, requires_envoy, requires_wasm, EnvoyVersion};
 
 /// Errors of the harness: a message, with Envoy's log when there is one.

@@ -112,7 +112,11 @@ fn two_workers_count_exactly() {
                     .build()
                     .into();
                 for i in 0..PER_THREAD {
-                    let path = if (t + i) % 2 == 0 { "/books/1" } else { "/other" };
+                    let path = if (t + i) % 2 == 0 {
+                        "/books/1"
+                    } else {
+                        "/other"
+                    };
                     let ok = agent
                         .get(&format!("http://127.0.0.1:{port}{path}"))
                         .call()
@@ -139,7 +143,11 @@ fn two_workers_count_exactly() {
             .filter(|e| e["attr.istio_operationId"] == op)
             .count() as u64
     };
-    assert_eq!(ops("GetBook") + ops("Other"), total, "filter state on every line");
+    assert_eq!(
+        ops("GetBook") + ops("Other"),
+        total,
+        "filter state on every line"
+    );
     let text = envoy.prometheus().unwrap();
     let series = family(&text, "dm_calls");
     let count = |op: &str| {
