@@ -22,10 +22,15 @@ const NATIVE_ONLY: u32 = 0;
 /// Programs by token - 1; freed slots are `None`. Shared by every worker.
 static PROGRAMS: Mutex<Vec<Option<std::sync::Arc<Program>>>> = Mutex::new(Vec::new());
 
-/// Compiles `source` for the dynamic module: a native-subset expression gets
-/// the native-only token; others go to [`compile_full`].
+/// Compiles `source` for the dynamic module: an expression the module
+/// evaluates itself (the native subset, get-calls' default
+/// `destination_service`) gets the native-only token; others go to
+/// [`compile_full`].
 pub fn compile(source: &str) -> Result<HostExpression, HostError> {
-    if filter_common::native_cel::compile(source).is_some() {
+    let module_evaluates = filter_common::native_cel::compile(source).is_some()
+        // get-calls reads the default destination_service itself.
+        || get_calls::istio_service::is_default_expression(source);
+    if module_evaluates {
         return Ok(HostExpression::new(NATIVE_ONLY, source, release));
     }
     compile_full(source)

@@ -15,7 +15,7 @@ pub struct Wasm {
     pub(crate) vm_id: String,
     pub(crate) config: Option<String>,
     pub(crate) failure_policy: Option<String>,
-    env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     pub(crate) dynamic: bool,
 }
 
@@ -215,7 +215,8 @@ impl Default for EnvoyBuilder {
             stats_tags: Vec::new(),
             hcm_extra: serde_json::Map::new(),
             clusters: Vec::new(),
-            component_log_level: "wasm:debug".to_string(),
+            // The filters' debug lines, from either runtime.
+            component_log_level: "wasm:debug,dynamic_modules:debug".to_string(),
             direct_response: None,
             exact_balance: false,
             runtime: serde_json::Map::new(),

@@ -25,6 +25,29 @@ const FILTERS: [&str; 4] = [
     "telemetry_bundle",
 ];
 
+/// What Envoy's `/stats/prometheus` prefixes the module's metrics with:
+/// Envoy strips `wasmcustom` (giving `istio_get_calls`) only once a Wasm VM
+/// has registered that namespace; a dynamic module's `metrics_namespace` is
+/// not registered, so its metrics come out as `envoy_wasmcustom_<name>`.
+pub const PROMETHEUS_PREFIX: &str = "envoy_wasmcustom_";
+
+/// The Prometheus `metric_relabel_configs` that gives the module's metrics
+/// the Wasm filters' names (the README's dynamic-module section tells users
+/// to add it); in a scrape job's YAML, with `DYNAMIC_MODULE=1`.
+pub const RELABEL_YAML: &str = "  metric_relabel_configs:\n  \
+    - source_labels: [__name__]\n    regex: 'envoy_wasmcustom_(.*)'\n    \
+    target_label: __name__\n    replacement: '$1'\n";
+
+/// `/stats/prometheus` text as a scrape with [`RELABEL_YAML`] names it:
+/// `envoy_wasmcustom_` cut from metric names (with `DYNAMIC_MODULE=1`).
+pub fn relabel(text: String) -> String {
+    if dynamic_module_mode() {
+        text.replace(PROMETHEUS_PREFIX, "")
+    } else {
+        text
+    }
+}
+
 /// Metric namespace of the module's stats: the Wasm filters' (`wasmcustom`),
 /// so both runtimes' stats have the same names.
 pub const METRICS_NAMESPACE: &str = "wasmcustom";
@@ -64,4 +87,21 @@ pub fn filter(filter_name: &str, config: &str) -> Value {
             "filter_config": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config },
         }
     })
+}
+
+/// With `DYNAMIC_MODULE=1`, the filters' VM environment variables
+/// (`Wasm::env`) as Envoy's process environment: the module reads
+/// `environment` tag sources from the process it runs in.
+pub fn process_env(filters: &[crate::HttpFilter]) -> Vec<(String, String)> {
+    if !dynamic_module_mode() {
+        return Vec::new();
+    }
+    filters
+        .iter()
+        .filter_map(|f| match f {
+            crate::HttpFilter::Wasm(w) => Some(w.env.clone()),
+            crate::HttpFilter::Raw(_) => None,
+        })
+        .flatten()
+        .collect()
 }

@@ -78,6 +78,7 @@ impl Envoy {
             .args(["--component-log-level", &builder.component_log_level])
             .args(["--file-flush-interval-msec", "50"])
             .stdin(Stdio::null())
+            .envs(crate::dynamic_module::process_env(&builder.filters))
             .stdout(log)
             .stderr(log2);
         let cpus = builder.cpu_affinity.clone();
@@ -264,7 +265,16 @@ impl Envoy {
     }
 
     /// The `/stats/prometheus` page.
+    /// With `DYNAMIC_MODULE=1`, metric names as a Prometheus scrape with the
+    /// README's relabel rule gives them
+    /// ([`crate::dynamic_module::relabel`]); [`Envoy::prometheus_raw`] is
+    /// Envoy's own text.
     pub fn prometheus(&self) -> Result<String> {
+        self.prometheus_raw().map(crate::dynamic_module::relabel)
+    }
+
+    /// The `/stats/prometheus` page exactly as Envoy serves it.
+    pub fn prometheus_raw(&self) -> Result<String> {
         self.admin_get("/stats/prometheus")
     }
 

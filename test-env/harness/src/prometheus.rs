@@ -65,7 +65,12 @@ impl Prometheus {
         let yaml = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
              scrape_configs:\n- job_name: envoy\n  metrics_path: /stats/prometheus\n  \
-             static_configs:\n  - targets: ['{target}']\n"
+             static_configs:\n  - targets: ['{target}']\n{}",
+            if crate::dynamic_module::dynamic_module_mode() {
+                crate::dynamic_module::RELABEL_YAML
+            } else {
+                ""
+            }
         );
         std::fs::write(&config, yaml).map_err(|e| HarnessError(format!("prometheus.yml: {e}")))?;
         let log = std::fs::File::create(dir.path().join("prometheus.log"))

@@ -148,8 +148,10 @@ fn two_workers_count_exactly() {
         total,
         "filter state on every line"
     );
-    let text = envoy.prometheus().unwrap();
-    let series = family(&text, "dm_calls");
+    // Envoy's own names: `envoy_wasmcustom_` + name (no Wasm VM registered
+    // the `wasmcustom` namespace); labels are real stat tags.
+    let text = envoy.prometheus_raw().unwrap();
+    let series = family(&text, "envoy_wasmcustom_dm_calls");
     let count = |op: &str| {
         series
             .iter()

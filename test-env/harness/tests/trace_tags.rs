@@ -293,6 +293,12 @@ fn filter_state_only_sends_nothing_upstream() {
 /// and skipped; the good tags and the traffic are unaffected.
 #[test]
 fn bad_configuration_never_breaks_traffic() {
+    if !envoy_harness::requires_wasm(
+        "bad_configuration_never_breaks_traffic",
+        "a bad configuration runs and is counted; the dynamic module rejects it (tests/dynamic_module.rs)",
+    ) {
+        return;
+    }
     if !value_custom_tags("trace_tags::bad_configuration_never_breaks_traffic") {
         return;
     }
