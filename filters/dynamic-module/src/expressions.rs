@@ -50,7 +50,7 @@ pub fn compile_full(_source: &str) -> Result<HostExpression, HostError> {
 /// The configuration line for an expression [`compile`] rejected.
 pub fn unsupported_reason(source: &str) -> String {
     format!(
-        "expression {source:?} is outside the CEL subset the dynamic module evaluates \
+        "expression {source:?} is outside the CEL subset the dynamic module evaluates, or invalid \
          (Envoy's dynamic-module ABI has no CEL call; use the Wasm module for full CEL)"
     )
 }
