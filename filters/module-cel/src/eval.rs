@@ -107,10 +107,7 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
             Ok(Value::Bool(false))
         }
         Node::Matches(x, pattern) => match eval(x, host)? {
-            Value::Str(s) => pattern
-                .is_match(&s)
-                .map(Value::Bool)
-                .ok_or(Fail::Undecided),
+            Value::Str(s) => pattern.is_match(&s).map(Value::Bool).ok_or(Fail::Undecided),
             _ => Err(Fail::Cel),
         },
         Node::Str(f, x, a) => match both(x, a, host)? {
@@ -123,7 +120,9 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
         },
         Node::Convert(conv, x) => convert(*conv, eval(x, host)?),
         Node::Size(x) => match eval(x, host)? {
-            Value::Bytes(b) => i64::try_from(b.len()).map(Value::Int).map_err(|_| Fail::Cel),
+            Value::Bytes(b) => i64::try_from(b.len())
+                .map(Value::Int)
+                .map_err(|_| Fail::Cel),
             // cel-cpp counts code points; how it counts in text that is
             // not UTF-8 is not verified.
             Value::Str(s) => match std::str::from_utf8(&s) {
@@ -233,19 +232,19 @@ fn arith(op: ArithOp, a: Value, b: Value) -> Res {
 
 fn convert(conv: Conv, v: Value) -> Res {
     match (conv, v) {
-        (Conv::ToString, Value::Int(n)) => Ok(Value::Str(n.to_string().into_bytes())),
-        (Conv::ToString, Value::Uint(n)) => Ok(Value::Str(n.to_string().into_bytes())),
-        (Conv::ToString, Value::Bool(b)) => Ok(Value::Str(b.to_string().into_bytes())),
-        (Conv::ToString, Value::Str(s)) => Ok(Value::Str(s)),
+        (Conv::String, Value::Int(n)) => Ok(Value::Str(n.to_string().into_bytes())),
+        (Conv::String, Value::Uint(n)) => Ok(Value::Str(n.to_string().into_bytes())),
+        (Conv::String, Value::Bool(b)) => Ok(Value::Str(b.to_string().into_bytes())),
+        (Conv::String, Value::Str(s)) => Ok(Value::Str(s)),
         // cel-cpp: bytes that are not UTF-8 are an error.
-        (Conv::ToString, Value::Bytes(b)) => match String::from_utf8(b) {
+        (Conv::String, Value::Bytes(b)) => match String::from_utf8(b) {
             Ok(s) => Ok(Value::Str(s.into_bytes())),
             Err(_) => Err(Fail::Cel),
         },
-        (Conv::ToInt, Value::Int(n)) => Ok(Value::Int(n)),
-        (Conv::ToInt, Value::Uint(n)) => i64::try_from(n).map(Value::Int).map_err(|_| Fail::Cel),
-        (Conv::ToUint, Value::Uint(n)) => Ok(Value::Uint(n)),
-        (Conv::ToUint, Value::Int(n)) => u64::try_from(n).map(Value::Uint).map_err(|_| Fail::Cel),
+        (Conv::Int, Value::Int(n)) => Ok(Value::Int(n)),
+        (Conv::Int, Value::Uint(n)) => i64::try_from(n).map(Value::Int).map_err(|_| Fail::Cel),
+        (Conv::Uint, Value::Uint(n)) => Ok(Value::Uint(n)),
+        (Conv::Uint, Value::Int(n)) => u64::try_from(n).map(Value::Uint).map_err(|_| Fail::Cel),
         _ => Err(Fail::Cel),
     }
 }

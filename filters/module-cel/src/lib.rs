@@ -73,8 +73,7 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
             "longer than {MAX_SOURCE} bytes, nested deeper than {MAX_NESTING} or with more than {MAX_OPERATORS} operators"
         )));
     }
-    let parsed =
-        cel::Program::compile(source).map_err(|e| fail(format!("parse error: {e}")))?;
+    let parsed = cel::Program::compile(source).map_err(|e| fail(format!("parse error: {e}")))?;
     let (root, ty) = lower::lower(parsed.expression()).map_err(fail)?;
     if ty == Type::HeaderMap {
         return Err(fail("a header map result is not supported".into()));

@@ -36,10 +36,7 @@ fn literal(lit: &LiteralValue) -> Lowered {
         LiteralValue::Int(n) => (Node::Lit(Value::Int(**n)), Type::Int),
         LiteralValue::UInt(n) => (Node::Lit(Value::Uint(**n)), Type::Uint),
         LiteralValue::Double(x) => (Node::Lit(Value::Double(**x)), Type::Double),
-        LiteralValue::String(s) => (
-            Node::Lit(Value::Str(s.as_bytes().to_vec())),
-            Type::String,
-        ),
+        LiteralValue::String(s) => (Node::Lit(Value::Str(s.as_bytes().to_vec())), Type::String),
         LiteralValue::Bytes(b) => (Node::Lit(Value::Bytes(b.to_vec())), Type::Bytes),
         LiteralValue::Null => {
             return Err("null is not supported (its comparisons depend on Envoy's options)".into())
@@ -187,9 +184,9 @@ fn call(c: &CallExpr) -> Lowered {
         (Some(x), "startsWith", [a]) => string_fn(StrFn::StartsWith, x, a),
         (Some(x), "endsWith", [a]) => string_fn(StrFn::EndsWith, x, a),
         (Some(x), "contains", [a]) => string_fn(StrFn::Contains, x, a),
-        (None, "string", [x]) => convert(Conv::ToString, x),
-        (None, "int", [x]) => convert(Conv::ToInt, x),
-        (None, "uint", [x]) => convert(Conv::ToUint, x),
+        (None, "string", [x]) => convert(Conv::String, x),
+        (None, "int", [x]) => convert(Conv::Int, x),
+        (None, "uint", [x]) => convert(Conv::Uint, x),
         (None, "size", [x]) | (Some(x), "size", []) => {
             let (n, t) = boxed(x)?;
             match t {
@@ -201,7 +198,11 @@ fn call(c: &CallExpr) -> Lowered {
         _ => Err(format!(
             "function or operator `{name}` ({} argument(s){}) is not supported",
             c.args.len(),
-            if target.is_some() { ", as a method" } else { "" }
+            if target.is_some() {
+                ", as a method"
+            } else {
+                ""
+            }
         )),
     }
 }
@@ -318,15 +319,15 @@ fn string_fn(f: StrFn, x: &IdedExpr, a: &IdedExpr) -> Lowered {
 fn convert(conv: Conv, x: &IdedExpr) -> Lowered {
     let (n, t) = boxed(x)?;
     let (ok, out) = match conv {
-        Conv::ToString => (
+        Conv::String => (
             matches!(
                 t,
                 Type::Int | Type::Uint | Type::String | Type::Bytes | Type::Bool
             ),
             Type::String,
         ),
-        Conv::ToInt => (matches!(t, Type::Int | Type::Uint), Type::Int),
-        Conv::ToUint => (matches!(t, Type::Int | Type::Uint), Type::Uint),
+        Conv::Int => (matches!(t, Type::Int | Type::Uint), Type::Int),
+        Conv::Uint => (matches!(t, Type::Int | Type::Uint), Type::Uint),
     };
     if !ok {
         return Err(format!(

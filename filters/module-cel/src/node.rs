@@ -46,9 +46,9 @@ pub enum StrFn {
 /// Type conversions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conv {
-    ToString,
-    ToInt,
-    ToUint,
+    String,
+    Int,
+    Uint,
 }
 
 /// A compiled expression.
