@@ -80,6 +80,17 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
             let (a, b) = both(l, r, host)?;
             arith(*op, a, b)
         }
+        Node::Concat(l, r) => match both(l, r, host)? {
+            (Value::Str(mut x), Value::Str(y)) => {
+                x.extend_from_slice(&y);
+                Ok(Value::Str(x))
+            }
+            (Value::Bytes(mut x), Value::Bytes(y)) => {
+                x.extend_from_slice(&y);
+                Ok(Value::Bytes(x))
+            }
+            _ => Err(Fail::Cel),
+        },
         Node::Neg(x) => match eval(x, host)? {
             Value::Int(n) => n.checked_neg().map(Value::Int).ok_or(Fail::Cel),
             Value::Double(x) => Ok(Value::Double(-x)),
@@ -218,14 +229,6 @@ fn arith(op: ArithOp, a: Value, b: Value) -> Res {
             ArithOp::Div => Ok(Value::Double(x / y)),
             ArithOp::Rem => Err(Fail::Cel),
         },
-        (Value::Str(mut x), Value::Str(y)) if op == ArithOp::Add => {
-            x.extend_from_slice(&y);
-            Ok(Value::Str(x))
-        }
-        (Value::Bytes(mut x), Value::Bytes(y)) if op == ArithOp::Add => {
-            x.extend_from_slice(&y);
-            Ok(Value::Bytes(x))
-        }
         _ => Err(Fail::Cel),
     }
 }

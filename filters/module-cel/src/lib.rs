@@ -113,6 +113,26 @@ impl Program {
         self.ty
     }
 
+    /// Whether the expression concatenates strings or bytes (`+`): Envoy
+    /// 1.40's access-log `%CEL()%` formatter gives no value for that, though
+    /// `expr_evaluate` does.
+    pub fn concatenates(&self) -> bool {
+        fn walk(n: &node::Node) -> bool {
+            use node::Node::*;
+            match n {
+                Lit(_) | Attr(_) | Has(_) => false,
+                Concat(..) => true,
+                Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) => walk(x),
+                And(a, b) | Or(a, b) | Cmp(_, a, b) | Arith(_, a, b) | Str(_, a, b) => {
+                    walk(a) || walk(b)
+                }
+                Cond(c, a, b) => walk(c) || walk(a) || walk(b),
+                In(x, items) => walk(x) || items.iter().any(walk),
+            }
+        }
+        walk(&self.root)
+    }
+
     /// Every host read the expression may make (values and presence
     /// tests), in source order, without duplicates.
     pub fn reads(&self) -> &[Read] {
@@ -130,7 +150,7 @@ fn collect_reads(n: &node::Node, out: &mut Vec<Read>) {
             }
         }
         Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) => collect_reads(x, out),
-        And(a, b) | Or(a, b) | Cmp(_, a, b) | Arith(_, a, b) | Str(_, a, b) => {
+        And(a, b) | Or(a, b) | Cmp(_, a, b) | Arith(_, a, b) | Concat(a, b) | Str(_, a, b) => {
             collect_reads(a, out);
             collect_reads(b, out);
         }

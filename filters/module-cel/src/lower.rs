@@ -241,6 +241,9 @@ fn arith(a: ArithOp, l: &IdedExpr, r: &IdedExpr) -> Lowered {
     if !ok {
         return Err(format!("arithmetic {a:?} of a {tl} and a {tr}"));
     }
+    if matches!(tl, Type::String | Type::Bytes) {
+        return Ok((Node::Concat(l, r), tl));
+    }
     Ok((Node::Arith(a, l, r), tl))
 }
 

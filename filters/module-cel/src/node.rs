@@ -63,6 +63,8 @@ pub enum Node {
     Cond(Box<Node>, Box<Node>, Box<Node>),
     Cmp(CmpOp, Box<Node>, Box<Node>),
     Arith(ArithOp, Box<Node>, Box<Node>),
+    /// `+` of two strings or two bytes.
+    Concat(Box<Node>, Box<Node>),
     Neg(Box<Node>),
     In(Box<Node>, Vec<Node>),
     Matches(Box<Node>, Pattern),

@@ -1,0 +1,316 @@
+//! Differential test of `filters/module-cel` (the in-module CEL evaluator of
+//! the dynamic-module runtime) against Envoy 1.40's own CEL.
+//!
+//! Every expression of `native-cel-conditions.txt`, of Istio's attributegen
+//! vectors and of `module-cel-expressions.txt` is compiled by module-cel.
+//! The ones that compile go into one access-log format, one
+//! `%CEL(<expr>)%` field each, beside one `%CEL(<attribute>)%` field per
+//! attribute any of them reads. For each request, the attribute values Envoy
+//! logged feed a `FakeHost`, module-cel evaluates every expression against
+//! it, and its answer must be what Envoy logged for that expression.
+//!
+//! Envoy 1.40's access-log formatter rejects `string()` and gives no value
+//! for string `+` (both of which `expr_evaluate` takes): such expressions
+//! are listed as not comparable here, not counted as agreed.
+
+use envoy_harness::Envoy;
+use filter_common::cel::{as_bool, as_int, as_text};
+use filter_common::fake::FakeHost;
+use filter_common::host::HostError;
+use module_cel::{Program, Read, Type};
+use serde_json::Value;
+
+fn testdata(name: &str) -> String {
+    let path = envoy_harness::paths::workspace_root()
+        .join("test-env/testdata")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// Every non-empty `condition` in Istio's attributegen vectors.
+fn conditions(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("condition", Value::String(c)) if !c.trim().is_empty() => out.push(c.clone()),
+                    _ => conditions(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| conditions(v, out)),
+        _ => {}
+    }
+}
+
+/// (source file, expression), without duplicates.
+fn expressions() -> Vec<(&'static str, String)> {
+    let mut all: Vec<(&'static str, String)> = Vec::new();
+    let mut add = |file: &'static str, exprs: Vec<String>| {
+        for e in exprs {
+            if !all.iter().any(|(_, seen)| *seen == e) {
+                all.push((file, e));
+            }
+        }
+    };
+    add(
+        "native-cel-conditions.txt",
+        lines(&testdata("native-cel-conditions.txt")),
+    );
+    let vectors: Value = serde_json::from_str(&testdata("attributegen-test-vectors.json")).unwrap();
+    let mut from_vectors = Vec::new();
+    conditions(&vectors, &mut from_vectors);
+    add("attributegen-test-vectors.json", from_vectors);
+    add(
+        "module-cel-expressions.txt",
+        lines(&testdata("module-cel-expressions.txt")),
+    );
+    all
+}
+
+/// The CEL Envoy's access log shows a read with.
+fn read_expr(r: &Read) -> String {
+    match r.path.as_slice() {
+        [name] => format!("filter_state['wasm.{name}']"),
+        [map, kind, key] if kind == "headers" || kind == "trailers" => {
+            format!("{map}.{kind}['{key}']")
+        }
+        p => p.join("."),
+    }
+}
+
+/// An access-log value as text; `None` when Envoy had no value.
+fn shown(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s == "-" => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The host bytes of a logged attribute value of type `ty`.
+fn serialized(ty: Type, text: &str) -> Vec<u8> {
+    let bad = || panic!("Envoy logged {text:?} for a {ty}");
+    match ty {
+        Type::String | Type::Bytes => text.as_bytes().to_vec(),
+        Type::Int => text
+            .parse::<i64>()
+            .unwrap_or_else(|_| bad())
+            .to_le_bytes()
+            .to_vec(),
+        Type::Uint => text
+            .parse::<u64>()
+            .unwrap_or_else(|_| bad())
+            .to_le_bytes()
+            .to_vec(),
+        Type::Bool => vec![u8::from(text == "true")],
+        _ => bad(),
+    }
+}
+
+/// module-cel's answer rendered as the access log renders it.
+fn rendered(p: &Program, result: &[u8]) -> String {
+    match p.result_type() {
+        Type::Bool => as_bool(result).unwrap().to_string(),
+        Type::Int => as_int(result).unwrap().to_string(),
+        Type::Uint => (as_int(result).unwrap() as u64).to_string(),
+        _ => as_text(result).into_owned(),
+    }
+}
+
+/// Whether the access log can show this expression's value as module-cel
+/// renders it; else why not.
+fn comparable(p: &Program) -> Result<(), &'static str> {
+    if p.source().contains("string(") {
+        return Err("Envoy's %CEL()% formatter rejects string()");
+    }
+    let unmapped = |t: Type| matches!(t, Type::Double | Type::Timestamp | Type::Duration);
+    if unmapped(p.result_type()) || p.reads().iter().any(|r| unmapped(r.ty)) {
+        return Err("access-log rendering of doubles, timestamps, durations not mapped");
+    }
+    Ok(())
+}
+
+struct Req {
+    method: &'static str,
+    path: &'static str,
+    tenant: Option<&'static str>,
+    status: u16,
+}
+
+const fn req(
+    method: &'static str,
+    path: &'static str,
+    tenant: Option<&'static str>,
+    status: u16,
+) -> Req {
+    Req {
+        method,
+        path,
+        tenant,
+        status,
+    }
+}
+
+const REQUESTS: &[Req] = &[
+    req("GET", "/reviews", Some("acme"), 200),
+    req("GET", "/reviews/abc", None, 200),
+    req("GET", "/REVIEWS/xyz", Some("other"), 200),
+    req("GET", "/reviews/", None, 404),
+    req("POST", "/reviews", Some("acme"), 201),
+    req("PUT", "/reviews/r1", Some("acme"), 200),
+    req("GET", "/reviews?view=1", None, 200),
+    req("GET", "/reviews/r1/view#frag", None, 200),
+    req("GET", "/books", None, 200),
+    req("GET", "/shelves/s1/books/b2", Some("acme"), 200),
+    req("POST", "/books/", None, 201),
+    req("POST", "/status/207", None, 207),
+    req("GET", "/status", None, 200),
+    req("DELETE", "/books/b1", None, 503),
+    req("GET", "/view", None, 401),
+    req("GET", "/y", None, 403),
+    req("GET", "/z", Some("acme"), 429),
+    req("GET", "/a", None, 302),
+    req("HEAD", "/books", None, 500),
+];
+
+#[derive(Default)]
+struct Tally {
+    agreed: Vec<String>,
+    rejected: Vec<String>,
+    not_comparable: Vec<String>,
+    disagreed: Vec<String>,
+}
+
+#[test]
+fn module_cel_agrees_with_envoys_cel() {
+    let exprs = expressions();
+    let mut tally = Tally::default();
+    let mut programs: Vec<(usize, &str, Program)> = Vec::new();
+    for (file, source) in &exprs {
+        match module_cel::compile(source) {
+            Ok(p) => match comparable(&p) {
+                Ok(()) => programs.push((programs.len(), file, p)),
+                Err(why) => tally
+                    .not_comparable
+                    .push(format!("{file}: {source:?}: {why}")),
+            },
+            Err(e) => tally.rejected.push(format!("{file}: {e}")),
+        }
+    }
+    let mut reads: Vec<Read> = Vec::new();
+    for (_, _, p) in &programs {
+        for r in p.reads() {
+            if !reads.contains(r) {
+                reads.push(r.clone());
+            }
+        }
+    }
+    let mut builder = Envoy::builder();
+    for (i, _, p) in &programs {
+        builder = builder.log_field(&format!("e{i}"), &format!("%CEL({})%", p.source()));
+    }
+    for (j, r) in reads.iter().enumerate() {
+        builder = builder.log_field(&format!("a{j}"), &format!("%CEL({})%", read_expr(r)));
+    }
+    let envoy = builder.start().unwrap();
+
+    // Per expression: the requests on which module-cel and Envoy differ.
+    let mut differences: Vec<Vec<String>> = vec![Vec::new(); programs.len()];
+    let mut envoy_silent: Vec<usize> = vec![0; programs.len()];
+    for r in REQUESTS {
+        let mut request = envoy.request(r.method, r.path).upstream_status(r.status);
+        if let Some(t) = r.tenant {
+            request = request.header("x-tenant", t);
+        }
+        let resp = request.send().unwrap();
+        let entry = envoy.access_log_entry(&resp).unwrap();
+        let host = FakeHost::new();
+        for (j, read) in reads.iter().enumerate() {
+            if let Some(text) = shown(&entry[format!("a{j}")]) {
+                host.set_property(&read.path.join("."), &serialized(read.ty, &text));
+            }
+        }
+        for (i, _, p) in &programs {
+            let theirs = shown(&entry[format!("e{i}")]);
+            let ours = match p.evaluate(&host) {
+                Ok(v) => Some(rendered(p, &v)),
+                Err(HostError::InternalFailure) => None,
+                Err(e) => Some(format!("<{e}>")),
+            };
+            if theirs.is_none() && ours.is_some() && p.concatenates() {
+                envoy_silent[*i] += 1;
+            } else if theirs != ours {
+                differences[*i].push(format!(
+                    "{} {} -> envoy {theirs:?}, module-cel {ours:?}",
+                    r.method, r.path
+                ));
+            }
+        }
+    }
+    envoy.stop();
+
+    for (i, file, p) in &programs {
+        let line = format!("{file}: {:?}", p.source());
+        if !differences[*i].is_empty() {
+            tally
+                .disagreed
+                .push(format!("{line}: {}", differences[*i].join("; ")));
+        } else if envoy_silent[*i] > 0 {
+            tally.not_comparable.push(format!(
+                "{line}: Envoy's %CEL()% formatter gives no value for string + ({} requests)",
+                envoy_silent[*i]
+            ));
+        } else {
+            tally.agreed.push(line);
+        }
+    }
+    let mut report = format!(
+        "module-cel vs Envoy's CEL ({} expressions, {} requests): agreed {}, rejected at compile time {}, not comparable through %CEL()% {}, disagreed {}\n",
+        exprs.len(),
+        REQUESTS.len(),
+        tally.agreed.len(),
+        tally.rejected.len(),
+        tally.not_comparable.len(),
+        tally.disagreed.len()
+    );
+    for (title, items) in [
+        ("agreed", &tally.agreed),
+        ("rejected", &tally.rejected),
+        ("not comparable", &tally.not_comparable),
+        ("DISAGREED", &tally.disagreed),
+    ] {
+        for item in items {
+            report.push_str(&format!("{title}: {item}\n"));
+        }
+    }
+    println!("{report}");
+    let out = envoy_harness::paths::workspace_root().join("target/test-reports");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("module-cel-agreement.txt"), &report);
+    assert!(tally.disagreed.is_empty(), "{report}");
+    // Every condition of the native subset and of Istio's vectors (but the
+    // one that is not CEL) is evaluated in the module.
+    for (file, source) in &exprs {
+        if *file != "module-cel-expressions.txt" && !source.starts_with("if a = b") {
+            assert!(
+                tally
+                    .agreed
+                    .iter()
+                    .any(|l| l == &format!("{file}: {source:?}")),
+                "{source}: not agreed\n{report}"
+            );
+        }
+    }
+}
