@@ -1,12 +1,9 @@
 //! CEL in the dynamic module. Envoy's dynamic-module ABI has no CEL call:
-//! an expression runs only if the module can evaluate it itself. Today that
-//! is `filter_common`'s native subset (compiled by `filter_common::cel`
-//! beside the host's form); anything else is a configuration error.
-//!
-//! The seam for a full CEL engine in the module (`filters/module-cel`) is
-//! [`compile_full`]: it returns the error today; with the engine it compiles
-//! the program, [`register`]s its evaluation and returns the token, and
-//! [`evaluate`] runs it. Nothing else changes.
+//! the module evaluates every expression itself. `filter_common`'s native
+//! subset (compiled by `filter_common::cel` beside the host's form) runs
+//! first; everything else is compiled by `module-cel` ([`compile_full`]),
+//! which gives Envoy's answer byte for byte or refuses the expression at
+//! configuration time, naming it and the reason.
 
 use crate::host::DynHost;
 use filter_common::host::{HostError, HostExpression};
@@ -36,22 +33,24 @@ pub fn compile(source: &str) -> Result<HostExpression, HostError> {
     compile_full(source)
 }
 
-/// THE SEAM: compiles an expression outside the native subset. Without a
-/// CEL engine in the module this is an error; with `module-cel`:
-///
-/// ```ignore
-/// let program = module_cel::compile(source).map_err(|_| HostError::ParseFailure)?;
-/// Ok(HostExpression::new(register(Box::new(move |h| program.evaluate(h))), source, release))
-/// ```
-pub fn compile_full(_source: &str) -> Result<HostExpression, HostError> {
-    Err(HostError::Unimplemented)
+/// Compiles an expression outside the native subset with `module-cel` and
+/// registers its evaluation; the token names it.
+pub fn compile_full(source: &str) -> Result<HostExpression, HostError> {
+    let program = module_cel::compile(source).map_err(|_| HostError::ParseFailure)?;
+    let token = register(Box::new(move |host: &DynHost| program.evaluate(host)));
+    Ok(HostExpression::new(token, source, release))
 }
 
-/// The configuration line for an expression [`compile`] rejected.
+/// The configuration line for an expression [`compile`] rejected: what
+/// `module-cel` says about it.
 pub fn unsupported_reason(source: &str) -> String {
+    let why = match module_cel::compile(source) {
+        Err(e) => e.to_string(),
+        Ok(_) => format!("CEL expression `{source}`: could not be registered"),
+    };
     format!(
-        "expression {source:?} is outside the CEL subset the dynamic module evaluates, or invalid \
-         (Envoy's dynamic-module ABI has no CEL call; use the Wasm module for full CEL)"
+        "{why} (the dynamic module evaluates CEL itself, Envoy's dynamic-module ABI has no CEL \
+         call; the Wasm modules use Envoy's CEL)"
     )
 }
 
@@ -110,9 +109,13 @@ mod tests {
     #[test]
     fn native_subset_compiles_and_the_rest_is_refused() {
         assert!(compile("request.url_path").is_ok());
+        assert!(compile("request.method + ' ' + request.url_path").is_ok());
         assert_eq!(
             compile("request.headers.map(h, h)").err(),
-            Some(HostError::Unimplemented)
+            Some(HostError::ParseFailure)
+        );
+        assert!(
+            unsupported_reason("request.headers.map(h, h)").contains("request.headers.map(h, h)")
         );
     }
 

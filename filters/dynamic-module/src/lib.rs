@@ -16,6 +16,8 @@ pub mod host;
 pub mod metric_table;
 pub mod runtime;
 pub mod shared_data;
+#[cfg(test)]
+mod test_stubs;
 
 /// The module's version, named in its log lines.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -33,7 +33,7 @@ mod eval;
 #[cfg(any(test, feature = "parser-oracle"))]
 pub mod oracle;
 pub mod parse;
-mod pattern;
+pub mod pattern;
 
 use crate::host::Host;
 
