@@ -191,12 +191,6 @@ fn default_config_counts_gets_exactly_over_two_workers() {
 /// scrape.
 #[test]
 fn hostile_label_values_stay_well_formed_and_bounded() {
-    if !envoy_harness::requires_wasm(
-        "hostile_label_values_stay_well_formed_and_bounded",
-        "its CEL (string literals with escapes) is outside the dynamic module's native subset; it runs once the module has a CEL engine",
-    ) {
-        return;
-    }
     let config = json!({ "metrics": [
         { "name": "hostile_calls",
           "dimensions": {
