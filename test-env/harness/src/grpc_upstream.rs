@@ -206,6 +206,24 @@ async fn wait_released(mut released: watch::Receiver<bool>) {
     let _ = released.wait_for(|r| *r).await;
 }
 
+/// Waits until the test releases held responses (true) or the receiving
+/// side is gone, the stream reset (false).
+async fn released_or_closed(
+    released: &watch::Receiver<bool>,
+    tx: &mpsc::Sender<Frame<Bytes>>,
+) -> bool {
+    use std::future::Future;
+    let mut wait = std::pin::pin!(wait_released(released.clone()));
+    let mut closed = std::pin::pin!(tx.closed());
+    std::future::poll_fn(|cx| {
+        if closed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        wait.as_mut().poll(cx).map(|()| true)
+    })
+    .await
+}
+
 async fn respond(
     req: hyper::Request<Incoming>,
     shared: Arc<Shared>,
@@ -272,11 +290,8 @@ async fn respond(
     let (tx, rx) = mpsc::channel::<Frame<Bytes>>(4);
     tokio::spawn(async move {
         for i in 0..messages {
-            if i == 1 && hold == "after-first" {
-                tokio::select! {
-                    _ = wait_released(released.clone()) => {}
-                    _ = tx.closed() => return,
-                }
+            if i == 1 && hold == "after-first" && !released_or_closed(&released, &tx).await {
+                return;
             }
             let msg = Bytes::from(grpc_frame(format!("message {i}").as_bytes()));
             if tx.send(Frame::data(msg)).await.is_err() {
