@@ -377,7 +377,11 @@ impl EnvoyBuilder {
             Some(code) => json!({ "match": { "prefix": "/" },
                                   "direct_response": { "status": code, "body": { "inline_string": "ok" } } }),
             None => {
-                let timeout = if self.upstream_h2c.is_some() { "60s" } else { "10s" };
+                let timeout = if self.upstream_h2c.is_some() {
+                    "60s"
+                } else {
+                    "10s"
+                };
                 json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream", "timeout": timeout } })
             }
         };

@@ -101,6 +101,13 @@ struct CancelGuard {
     done: bool,
 }
 
+impl CancelGuard {
+    /// The response went out whole: counted as completed when dropped.
+    fn complete(&mut self) {
+        self.done = true;
+    }
+}
+
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         let counter = if self.done {
@@ -144,6 +151,9 @@ impl GrpcUpstream {
                     });
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .max_concurrent_streams(10_000)
+                        // Envoy's limits (96 KiB of request headers in the
+                        // harness) must be what tests hit, not hyper's 16 KiB.
+                        .max_header_list_size(1024 * 1024)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -280,7 +290,7 @@ async fn respond(
         .status(200)
         .header("content-type", "application/grpc");
     if trailers_only {
-        guard.done = true;
+        guard.complete();
         return build(
             head.header("grpc-status", status.as_str())
                 .header("grpc-message", "trailers-only"),
@@ -305,13 +315,16 @@ async fn respond(
         if tx.send(Frame::trailers(trailers)).await.is_ok() {
             // Sent to hyper; the stream ends when hyper has written it.
             tx.closed().await;
-            guard.done = true;
+            guard.complete();
         }
     });
     build(head, BodyExt::boxed(ChannelBody(rx)))
 }
 
-fn build(builder: hyper::http::response::Builder, body: ResponseBody) -> hyper::Response<ResponseBody> {
+fn build(
+    builder: hyper::http::response::Builder,
+    body: ResponseBody,
+) -> hyper::Response<ResponseBody> {
     builder
         .body(body)
         .unwrap_or_else(|_| hyper::Response::new(Empty::new().boxed()))

@@ -246,6 +246,9 @@ where
 {
     let (sender, connection) = h2::client::Builder::new()
         .max_header_list_size(1024 * 1024)
+        // h2 guards against floods of small DATA frames; a test reading
+        // 1,000 concurrent gRPC answers (one small message each) is not one.
+        .data_frame_budget(64 * 1024 * 1024)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(h2_err("handshake"))?;
@@ -272,9 +275,7 @@ async fn start(
         .map_err(|e| HarnessError(format!("bad request {} {}: {e}", req.method, req.path)))?;
     let mut sender = sender.ready().await.map_err(h2_err("connection"))?;
     let end = req.body.is_empty();
-    let (response, mut send) = sender
-        .send_request(request, end)
-        .map_err(h2_err("send"))?;
+    let (response, mut send) = sender.send_request(request, end).map_err(h2_err("send"))?;
     if !end {
         send.send_data(Bytes::from(req.body), true)
             .map_err(h2_err("send body"))?;
@@ -385,7 +386,7 @@ impl H2Stream<'_> {
         // Let the connection task write the frame.
         self.client
             .runtime
-            .block_on(tokio::time::sleep(Duration::from_millis(20)));
+            .block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
         std::mem::take(&mut self.response)
     }
 }
