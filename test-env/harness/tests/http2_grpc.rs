@@ -330,8 +330,12 @@ fn http1(port: u16, c: &Call, test_id: &str) -> u16 {
     resp.status().as_u16()
 }
 
-/// What the filters made of one request: access-log fields and span tags.
-fn observed(s: &Setup, test_id: &str) -> BTreeMap<String, String> {
+/// What the filters made of one request: access-log fields and span tags,
+/// by name.
+type Observed = BTreeMap<String, String>;
+
+/// What the filters made of one request (see [`Observed`]).
+fn observed(s: &Setup, test_id: &str) -> Observed {
     let e = s.envoy.access_log_entry_for(test_id).unwrap();
     let mut out = BTreeMap::new();
     for f in [
@@ -380,7 +384,7 @@ fn same_telemetry_over_http1_h2c_and_h2_over_tls() {
     assert_eq!(tls.alpn(), Some(&b"h2"[..]));
     const ROUNDS: usize = 2;
 
-    let mut per_protocol: Vec<(&str, Counts, Vec<BTreeMap<String, String>>)> = Vec::new();
+    let mut per_protocol: Vec<(&str, Counts, Vec<Observed>)> = Vec::new();
     for protocol in ["HTTP/1.1", "h2c", "h2 (TLS)"] {
         let before = counts(&s.envoy);
         let mut ids = Vec::new();
