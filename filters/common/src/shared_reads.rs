@@ -23,15 +23,49 @@ pub struct RequestCache {
 }
 
 impl RequestCache {
-    /// Starts a new phase: absent values may exist now, so forget them.
+    /// Starts a new phase: absent values may exist now, and values that
+    /// move on during a request (`response.*`, `upstream.*`, sizes,
+    /// durations, other filters' filter state) may have changed, so only
+    /// present values of the request's fixed properties are kept.
+    /// (`response.grpc_status` is 2, derived from HTTP 200, on response
+    /// headers, and the trailers' status in the log phase.)
     pub fn next_phase(&self) {
-        self.properties.borrow_mut().retain(|(_, v)| v.is_some());
+        self.properties
+            .borrow_mut()
+            .retain(|(k, v)| v.is_some() && fixed_for_the_request(k));
         self.headers.borrow_mut().retain(|(_, v)| v.is_some());
     }
 
     /// How many reads reached the host (for tests and benchmarks).
     pub fn host_reads(&self) -> u32 {
         self.reads.get()
+    }
+}
+
+/// Whether a property (its path joined by NUL, as the cache keys it) keeps
+/// its value for the whole request once present: the request line and
+/// identity, the connection's and the configuration's. Anything else is
+/// read again in each phase.
+fn fixed_for_the_request(key: &str) -> bool {
+    let mut path = key.split('\0');
+    match (path.next(), path.next()) {
+        (Some("request"), Some(field)) => matches!(
+            field,
+            "path"
+                | "url_path"
+                | "host"
+                | "scheme"
+                | "method"
+                | "query"
+                | "id"
+                | "protocol"
+                | "useragent"
+                | "referer"
+                | "time"
+        ),
+        (Some("source" | "destination" | "connection" | "xds"), _) => true,
+        (Some("plugin_name" | "plugin_root_id" | "plugin_vm_id"), None) => true,
+        _ => false,
     }
 }
 
@@ -238,6 +272,51 @@ mod tests {
         cache.next_phase();
         assert!(h.property(&["response", "code"]).unwrap().is_some());
         assert_eq!(cache.host_reads(), 2);
+    }
+
+    #[test]
+    fn values_that_move_on_are_read_again_in_a_later_phase() {
+        let host = FakeHost::new();
+        host.set_property("request.method", b"POST");
+        host.set_property("response.grpc_status", &2i64.to_le_bytes());
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        let grpc_status = |h: &CachingHost<'_, FakeHost>| {
+            h.property(&["response", "grpc_status"]).unwrap().unwrap()
+        };
+        assert_eq!(grpc_status(&h), 2i64.to_le_bytes());
+        assert!(h.property(&["request", "method"]).unwrap().is_some());
+        assert_eq!(cache.host_reads(), 2);
+        // Trailers arrive: the log phase sees their status, not the one
+        // derived from the HTTP code on response headers.
+        host.set_property("response.grpc_status", &0i64.to_le_bytes());
+        cache.next_phase();
+        assert_eq!(grpc_status(&h), 0i64.to_le_bytes());
+        assert!(h.property(&["request", "method"]).unwrap().is_some());
+        assert_eq!(cache.host_reads(), 3, "request.method stays cached");
+    }
+
+    #[test]
+    fn what_stays_cached_across_phases() {
+        for fixed in [
+            "request\0method",
+            "request\0url_path",
+            "source\0address",
+            "xds\0cluster_name",
+        ] {
+            assert!(fixed_for_the_request(fixed), "{fixed}");
+        }
+        for moving in [
+            "response\0grpc_status",
+            "response\0code",
+            "upstream\0address",
+            "request\0duration",
+            "request\0total_size",
+            "filter_state\0wasm.x",
+            "istio_operationId",
+        ] {
+            assert!(!fixed_for_the_request(moving), "{moving}");
+        }
     }
 
     #[test]

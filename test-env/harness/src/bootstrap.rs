@@ -203,6 +203,8 @@ pub struct EnvoyBuilder {
     pub(crate) cpu_affinity: Vec<usize>,
     pub(crate) access_loggers: Vec<Value>,
     pub(crate) bootstrap_extra: serde_json::Map<String, Value>,
+    pub(crate) downstream_tls: Option<(String, String)>,
+    pub(crate) upstream_h2c: Option<u16>,
 }
 
 impl Default for EnvoyBuilder {
@@ -223,6 +225,8 @@ impl Default for EnvoyBuilder {
             cpu_affinity: Vec::new(),
             access_loggers: Vec::new(),
             bootstrap_extra: serde_json::Map::new(),
+            downstream_tls: None,
+            upstream_h2c: None,
         }
     }
 }
@@ -306,6 +310,23 @@ impl EnvoyBuilder {
         self.bootstrap_extra.insert(key.to_string(), value);
         self
     }
+    /// Also accepts TLS on the listener, as a sidecar's inbound listener
+    /// does: a `tls_inspector` listener filter picks a filter chain that
+    /// terminates TLS with this certificate and key (PEM), offering ALPN
+    /// `h2` and `http/1.1`; plaintext (HTTP/1.1 or h2c) keeps the other
+    /// chain. Both chains run the same HTTP connection manager.
+    pub fn downstream_tls(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.downstream_tls = Some((cert_pem.to_string(), key_pem.to_string()));
+        self
+    }
+    /// Sends upstream traffic over HTTP/2 with prior knowledge (h2c) to
+    /// this port of 127.0.0.1 (e.g. a [`crate::GrpcUpstream`]) instead of the
+    /// harness's HTTP/1.1 upstream; the route timeout becomes 60 s so held
+    /// streams live long enough.
+    pub fn upstream_h2c(mut self, port: u16) -> Self {
+        self.upstream_h2c = Some(port);
+        self
+    }
     /// Starts Envoy and waits until it is ready.
     pub fn start(self) -> Result<Envoy> {
         Envoy::start(self)
@@ -368,7 +389,12 @@ impl EnvoyBuilder {
             Some(code) => json!({ "match": { "prefix": "/" },
                                   "direct_response": { "status": code, "body": { "inline_string": "ok" } } }),
             None => {
-                json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream", "timeout": "10s" } })
+                let timeout = if self.upstream_h2c.is_some() {
+                    "60s"
+                } else {
+                    "10s"
+                };
+                json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream", "timeout": timeout } })
             }
         };
         let mut hcm = json!({
@@ -394,13 +420,21 @@ impl EnvoyBuilder {
         for (k, v) in &self.hcm_extra {
             hcm[k] = v.clone();
         }
-        let mut clusters = vec![json!({
+        let upstream_port = self.upstream_h2c.unwrap_or(upstream_port);
+        let mut upstream = json!({
             "name": "upstream",
             "type": "STATIC",
             "connect_timeout": "1s",
             "load_assignment": { "cluster_name": "upstream", "endpoints": [{ "lb_endpoints": [
                 { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream_port } } } } ] }] },
-        })];
+        });
+        if self.upstream_h2c.is_some() {
+            upstream["typed_extension_protocol_options"] = json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": { "http2_protocol_options": {} } } });
+        }
+        let mut clusters = vec![upstream];
         clusters.extend(self.clusters.iter().cloned());
         let stats_tags: Vec<Value> = self
             .stats_tags
@@ -416,14 +450,16 @@ impl EnvoyBuilder {
                 "listeners": [{
                     "name": "main",
                     "address": { "socket_address": { "address": "127.0.0.1", "port_value": listener_port } },
-                    "filter_chains": [{ "filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": hcm,
-                    }] }],
+                    "filter_chains": self.filter_chains(hcm),
                 }],
                 "clusters": clusters,
             },
         });
+        if self.downstream_tls.is_some() {
+            bootstrap["static_resources"]["listeners"][0]["listener_filters"] = json!([{
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } }]);
+        }
         if self.exact_balance {
             if let Some(l) = bootstrap
                 .pointer_mut("/static_resources/listeners/0")
@@ -443,6 +479,28 @@ impl EnvoyBuilder {
                 { "name": "harness", "static_layer": self.runtime } ] });
         }
         bootstrap
+    }
+}
+
+impl EnvoyBuilder {
+    /// The listener's filter chains: plaintext, and TLS first when
+    /// [`EnvoyBuilder::downstream_tls`] is set.
+    fn filter_chains(&self, hcm: Value) -> Value {
+        let filters = json!([{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }]);
+        let Some((cert, key)) = &self.downstream_tls else {
+            return json!([{ "filters": filters }]);
+        };
+        json!([
+            { "filter_chain_match": { "transport_protocol": "tls" },
+              "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
+                  "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                  "common_tls_context": {
+                      "alpn_protocols": ["h2", "http/1.1"],
+                      "tls_certificates": [{ "certificate_chain": { "inline_string": cert },
+                                             "private_key": { "inline_string": key } }] } } },
+              "filters": filters },
+            { "filters": filters },
+        ])
     }
 }
 

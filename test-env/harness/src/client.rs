@@ -6,6 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh `x-test-id` value (unique in this process).
+pub(crate) fn next_test_id() -> String {
+    format!("t{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A response as the client saw it.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -40,7 +45,7 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     pub(crate) fn new(agent: ureq::Agent, method: &str, url: String) -> Self {
-        let test_id = format!("t{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let test_id = next_test_id();
         RequestBuilder {
             agent,
             url,
