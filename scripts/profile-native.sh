@@ -26,8 +26,16 @@ for c in "${configs[@]}"; do
     --collect-atstart=no --toggle-collect='*profile_requests*' \
     "$bin" "$c" "$requests" >/dev/null 2>"$out/$c.log"
   total="$(sed -n 's/^summary: //p;s/^totals: //p' "$out/$c.callgrind" | head -n1)"
-  awk -v t="$total" -v n="$requests" -v c="$c" \
-    'BEGIN { printf "%s: %.0f instructions per request (%d requests)\n", c, t / n, n }'
+  # malloc calls: callgrind's `calls=` lines under a `cfn=` naming malloc
+  # (names are compressed: `(id) name` the first time, `(id)` after)
+  mallocs="$(awk '/^c?fn=\(/ {
+      id = $0; sub(/^c?fn=/, "", id); name = id; sub(/\).*/, ")", id)
+      sub(/^\([0-9]+\) ?/, "", name); if (name != "") names[id] = name
+      if ($0 ~ /^cfn=/) callee = names[id]; next }
+    /^calls=/ { if (callee == "malloc") { split($0, a, /[= ]/); m += a[2] } callee = "" }
+    END { print m + 0 }' "$out/$c.callgrind")"
+  awk -v t="$total" -v n="$requests" -v c="$c" -v m="$mallocs" \
+    'BEGIN { printf "%s: %.0f instructions per request, %.1f malloc per request (%d requests)\n", c, t / n, m / n, n }'
   callgrind_annotate --inclusive=yes "$out/$c.callgrind" 2>/dev/null \
     | awk -v n="$requests" '/^-+$/ { sep++; next } sep >= 3 && $1 ~ /^[0-9,]+/ {
         v = $1; gsub(",", "", v); sub(/^[0-9,]+ +\([ 0-9.%]+\) +/, "");

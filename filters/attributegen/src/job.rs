@@ -6,7 +6,6 @@ use crate::plan::Plan;
 use crate::FILTER_NAME;
 use filter_common::host::Host;
 use filter_common::job::{Job, Phases, Request};
-use filter_common::view::RequestView;
 
 impl<H: Host> Job<H> for Plan {
     fn name(&self) -> &'static str {
@@ -22,10 +21,10 @@ impl<H: Host> Job<H> for Plan {
     }
 
     fn on_request_headers(&self, request: &Request<'_, H>) {
-        self.run(GeneratorPhase::OnRequest, &RequestView::new(request));
+        self.run(GeneratorPhase::OnRequest, request);
     }
 
     fn on_log(&self, request: &Request<'_, H>) {
-        self.run(GeneratorPhase::AfterResponse, &RequestView::new(request));
+        self.run(GeneratorPhase::AfterResponse, request);
     }
 }

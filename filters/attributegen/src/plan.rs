@@ -7,7 +7,7 @@ use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
 use filter_common::diagnostics::{log_config_error, Diagnostics};
 use filter_common::host::{Host, LogLevel};
-use filter_common::view::RequestView;
+use filter_common::shared_reads;
 
 /// Counter of rejected configurations (Istio's name; +1 per rejected
 /// configuration per VM).
@@ -274,8 +274,7 @@ impl Plan {
 
     /// Runs the generators of `phase` in order, writing matched values.
     /// Returns the number of attributes written.
-    pub fn run<H: Host>(&self, phase: Phase, view: &RequestView<'_, H>) -> usize {
-        let host = view.host();
+    pub fn run<H: Host>(&self, phase: Phase, host: &H) -> usize {
         let mut written = 0;
         for g in self.generators.iter().filter(|g| g.phase == phase) {
             for step in &g.steps {
@@ -309,10 +308,15 @@ impl Plan {
                         }
                     }
                     Step::Templates { group, values } => {
-                        let (Some(method), Some(path)) = (view.method(), view.url_path()) else {
+                        let (Some(method), Some(path)) =
+                            (shared_reads::method(host), shared_reads::url_path(host))
+                        else {
                             continue;
                         };
-                        match group.lookup(method, path).and_then(|a| values.get(a)) {
+                        match group
+                            .lookup(&method.text(), &path.text())
+                            .and_then(|a| values.get(a))
+                        {
                             Some(value) => value,
                             None => continue,
                         }
@@ -356,7 +360,6 @@ mod tests {
     use super::*;
     use filter_common::fake::FakeHost;
     use filter_common::host::HostError;
-    use filter_common::view::RequestView;
 
     const OPS: &str = r#"{"attributes":[{"output_attribute":"istio_operationId","match":[
         {"value":"ListBooks","condition":"list"},
@@ -368,7 +371,7 @@ mod tests {
     }
 
     fn run(p: &Plan, phase: Phase, host: &FakeHost) -> usize {
-        p.run(phase, &RequestView::new(host))
+        p.run(phase, host)
     }
 
     #[test]

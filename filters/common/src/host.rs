@@ -125,6 +125,10 @@ impl std::fmt::Debug for HostExpression {
     }
 }
 
+/// A value read from the host and shared without copying: the per-request
+/// read cache ([`crate::shared_reads`]) hands out clones of one allocation.
+pub type Bytes = std::rc::Rc<[u8]>;
+
 /// Everything a filter's logic may ask of Envoy. No method panics; every
 /// failure comes back as a [`HostError`].
 pub trait Host {
@@ -132,6 +136,17 @@ pub trait Host {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
     /// Reads one request header as raw bytes (values need not be UTF-8).
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// [`Host::property`] as a shared value. The read cache answers repeated
+    /// reads without copying; other hosts wrap the value they read.
+    fn property_shared(&self, path: &[&str]) -> Result<Option<Bytes>, HostError> {
+        self.property(path).map(|v| v.map(Bytes::from))
+    }
+    /// [`Host::request_header`] as a shared value (see
+    /// [`Host::property_shared`]). Pass names lower-cased (at configure
+    /// time): the cache then compares bytes only.
+    fn request_header_shared(&self, name: &str) -> Result<Option<Bytes>, HostError> {
+        self.request_header(name).map(|v| v.map(Bytes::from))
+    }
     /// Sets (replaces) a request header.
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Removes a request header (absent is not an error).

@@ -5,6 +5,7 @@
 //! implementation lives in [`wasm`] (compiled for `wasm32` only) and a fake
 //! one in `fake` (tests, and the `test-support` feature) backs the native tests.
 
+pub mod attributes;
 pub mod cel;
 pub mod config;
 pub mod diagnostics;
@@ -20,7 +21,6 @@ pub mod native_cel;
 pub mod pipeline;
 pub mod shared_reads;
 pub mod throttle;
-pub mod view;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -150,6 +150,13 @@ fn allowed(c: u8) -> bool {
 /// `..`, at most `max_len` bytes; empty becomes [`UNKNOWN`].
 pub fn sanitize_value(raw: &[u8], max_len: usize) -> String {
     let mut out = String::with_capacity(raw.len().min(max_len));
+    sanitize_value_into(raw, max_len, &mut out);
+    out
+}
+
+/// [`sanitize_value`] into `out` (cleared first), reusing its allocation.
+pub fn sanitize_value_into(raw: &[u8], max_len: usize, out: &mut String) {
+    out.clear();
     let text = String::from_utf8_lossy(
         raw.get(..raw.len().min(max_len.saturating_mul(4)))
             .unwrap_or(raw),
@@ -180,12 +187,11 @@ pub fn sanitize_value(raw: &[u8], max_len: usize) -> String {
         .into_iter()
         .find(|w| out.contains(w))
     {
-        out = out.replace(word, &word.replacen('.', "_", 1));
+        *out = out.replace(word, &word.replacen('.', "_", 1));
     }
     if out.is_empty() {
         out.push_str(UNKNOWN);
     }
-    out
 }
 
 /// The stat name for `metric` with `labels` (label, already sanitised value),
@@ -274,6 +280,9 @@ pub struct SeriesTable {
     overflow_counter: Option<MetricId>,
     known: RefCell<HashSet<u64>>,
     full: RefCell<Option<HashSet<u64>>>,
+    /// The label values of the last admitted series: most records repeat
+    /// it, and it is found without hashing.
+    last: RefCell<Vec<String>>,
 }
 
 impl SeriesTable {
@@ -306,6 +315,7 @@ impl SeriesTable {
                 .ok(),
             known: RefCell::new(HashSet::new()),
             full: RefCell::new(None),
+            last: RefCell::new(Vec::new()),
         }
     }
 
@@ -378,20 +388,45 @@ impl SeriesTable {
     /// Whether the label set `values` has its own series (admitting it if
     /// the Envoy-wide cap allows) or goes to overflow (counted).
     fn resolve(&self, host: &impl Host, values: &[&str]) -> Series {
+        if self.is_last(values) {
+            return Series::Admitted;
+        }
         let hash = series_hash_of(&self.metric, &self.labels, values);
         if self.known.borrow().contains(&hash) {
+            self.remember(values);
             return Series::Admitted;
         }
         // Shared data unavailable: fold into overflow (the total stays
         // exact, the overflow counter shows it) rather than lose the record.
         if self.admit(host, hash).unwrap_or(false) {
             self.known.borrow_mut().insert(hash);
+            self.remember(values);
             Series::Admitted
         } else {
             if let Some(c) = self.overflow_counter {
                 let _ = host.increment(c, &[], 1);
             }
             Series::Overflow
+        }
+    }
+
+    /// Whether `values` are those of the last admitted series.
+    fn is_last(&self, values: &[&str]) -> bool {
+        let last = self.last.borrow();
+        !last.is_empty()
+            && last.len() == values.len()
+            && last.iter().zip(values).all(|(a, b)| a == b)
+    }
+
+    /// Keeps `values` as the last admitted series (reusing the strings).
+    fn remember(&self, values: &[&str]) {
+        let Ok(mut last) = self.last.try_borrow_mut() else {
+            return;
+        };
+        last.resize_with(values.len(), String::new);
+        for (kept, value) in last.iter_mut().zip(values) {
+            kept.clear();
+            kept.push_str(value);
         }
     }
 

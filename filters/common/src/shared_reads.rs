@@ -1,4 +1,4 @@
-//! Sharing host reads between jobs of one module (the one-VM bundle).
+//! The one per-request read cache, shared by every job of a module.
 //!
 //! [`RequestCache`] lives in the stream context for the whole request;
 //! [`CachingHost`] wraps the real host for one callback and answers repeated
@@ -6,20 +6,34 @@
 //! per request (values that are still absent are re-read in a later phase,
 //! since `response.*` appears only after the response starts), and an
 //! attribute one job wrote is handed to the next in memory.
+//!
+//! Hits allocate nothing: entries are found by comparing the path's segments
+//! (no joined key per call) and header names bytewise (callers lower-case
+//! them at configure time), and [`Host::property_shared`] /
+//! [`Host::request_header_shared`] hand out the cached [`Bytes`] itself.
+//! [`method`] and [`url_path`] read the request line through it.
 
-use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
-use std::cell::RefCell;
+use crate::host::{Bytes, Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
+use std::cell::{Cell, RefCell};
 
 /// The filter-state prefix of attributes written with [`Host::set_attribute`].
 const FILTER_STATE_PREFIX: &str = "wasm.";
 
+/// Separator of a property path's segments in a cache key.
+const SEGMENT_SEPARATOR: u8 = 0;
+
+/// One cached read: its key and the value (`None`: absent when read).
+type Entry = (Box<str>, Option<Bytes>);
+
 /// Per-request cache of host reads and of attributes written.
 #[derive(Debug, Default)]
 pub struct RequestCache {
-    properties: RefCell<Vec<(String, Option<Vec<u8>>)>>,
-    headers: RefCell<Vec<(String, Option<Vec<u8>>)>>,
-    attributes: RefCell<Vec<(String, Vec<u8>)>>,
-    reads: std::cell::Cell<u32>,
+    /// Keyed by the path's segments joined with NUL (built on a miss only).
+    properties: RefCell<Vec<Entry>>,
+    /// Keyed by the lower-cased header name.
+    headers: RefCell<Vec<Entry>>,
+    attributes: RefCell<Vec<(Box<str>, Bytes)>>,
+    reads: Cell<u32>,
 }
 
 impl RequestCache {
@@ -39,6 +53,71 @@ impl RequestCache {
     /// How many reads reached the host (for tests and benchmarks).
     pub fn host_reads(&self) -> u32 {
         self.reads.get()
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Option<Bytes>> {
+        self.properties
+            .borrow()
+            .iter()
+            .find(|(k, _)| key_is(k, path))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn header(&self, name: &str) -> Option<Option<Bytes>> {
+        self.headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| same_header(k, name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn attribute(&self, path: &[&str]) -> Option<Bytes> {
+        // An attribute an earlier job wrote (`wasm.<name>` in filter state),
+        // asked for by its name (as CEL sees it) or as filter state.
+        let name = match path {
+            [name] => *name,
+            ["filter_state", key] => key.strip_prefix(FILTER_STATE_PREFIX)?,
+            _ => return None,
+        };
+        self.attributes
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Whether the cache key `key` is `path`'s segments joined with NUL.
+fn key_is(key: &str, path: &[&str]) -> bool {
+    let mut rest = key.as_bytes();
+    for (i, segment) in path.iter().enumerate() {
+        if i > 0 {
+            match rest.split_first() {
+                Some((&SEGMENT_SEPARATOR, tail)) => rest = tail,
+                _ => return false,
+            }
+        }
+        match rest.strip_prefix(segment.as_bytes()) {
+            Some(tail) => rest = tail,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Whether the cached (lower-case) header name `key` is `name`: bytes first,
+/// then ignoring ASCII case for callers that did not lower-case.
+fn same_header(key: &str, name: &str) -> bool {
+    key == name || key.eq_ignore_ascii_case(name)
+}
+
+/// The cache key of a header name: lower-cased.
+fn header_key(name: &str) -> Box<str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name.into()
     }
 }
 
@@ -91,58 +170,39 @@ impl<'c, H: Host> CachingHost<'c, H> {
 
 impl<H: Host> Host for CachingHost<'_, H> {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        // An attribute an earlier job wrote (`wasm.<name>` in filter state),
-        // asked for by its name (as CEL sees it) or as filter state.
-        let written = match path {
-            [name] => Some(*name),
-            ["filter_state", key] => key.strip_prefix(FILTER_STATE_PREFIX),
-            _ => None,
-        };
-        if let Some(name) = written {
-            if let Some((_, v)) = self
-                .cache
-                .attributes
-                .borrow()
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-            {
-                return Ok(Some(v.clone()));
-            }
+        self.property_shared(path).map(|v| v.map(|v| v.to_vec()))
+    }
+
+    fn property_shared(&self, path: &[&str]) -> Result<Option<Bytes>, HostError> {
+        if let Some(v) = self.cache.attribute(path) {
+            return Ok(Some(v));
         }
+        if let Some(v) = self.cache.property(path) {
+            return Ok(v);
+        }
+        let value = self.counted(|| self.host.property_shared(path))?;
         let key = path.join("\0");
-        if let Some((_, v)) = self
-            .cache
-            .properties
-            .borrow()
-            .iter()
-            .find(|(k, _)| *k == key)
-        {
-            return Ok(v.clone());
-        }
-        let value = self.counted(|| self.host.property(path))?;
         self.cache
             .properties
             .borrow_mut()
-            .push((key, value.clone()));
+            .push((key.into(), value.clone()));
         Ok(value)
     }
 
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        if let Some((_, v)) = self
-            .cache
-            .headers
-            .borrow()
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
-            return Ok(v.clone());
+        self.request_header_shared(name)
+            .map(|v| v.map(|v| v.to_vec()))
+    }
+
+    fn request_header_shared(&self, name: &str) -> Result<Option<Bytes>, HostError> {
+        if let Some(v) = self.cache.header(name) {
+            return Ok(v);
         }
-        let value = self.counted(|| self.host.request_header(name))?;
+        let value = self.counted(|| self.host.request_header_shared(name))?;
         self.cache
             .headers
             .borrow_mut()
-            .push((name.to_ascii_lowercase(), value.clone()));
+            .push((header_key(name), value.clone()));
         Ok(value)
     }
 
@@ -150,14 +210,14 @@ impl<H: Host> Host for CachingHost<'_, H> {
         self.cache
             .headers
             .borrow_mut()
-            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            .retain(|(k, _)| !same_header(k, name));
         self.host.set_request_header(name, value)
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         let mut headers = self.cache.headers.borrow_mut();
-        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        headers.push((name.to_ascii_lowercase(), None));
+        headers.retain(|(k, _)| !same_header(k, name));
+        headers.push((header_key(name), None));
         drop(headers);
         self.host.remove_request_header(name)
     }
@@ -171,7 +231,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
         self.cache
             .attributes
             .borrow_mut()
-            .push((name.to_string(), value.to_vec()));
+            .push((name.into(), value.into()));
         Ok(())
     }
 
@@ -219,6 +279,71 @@ impl<H: Host> Host for CachingHost<'_, H> {
     fn native_cel(&self) -> bool {
         self.host.native_cel()
     }
+}
+
+/// A prefix of a shared value (`request.url_path` of `:path`), without a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPrefix {
+    bytes: Bytes,
+    len: usize,
+}
+
+impl SharedPrefix {
+    /// The whole of `bytes`.
+    pub fn whole(bytes: Bytes) -> Self {
+        let len = bytes.len();
+        SharedPrefix { bytes, len }
+    }
+
+    /// `bytes` without a query string or fragment (see [`without_query`]).
+    pub fn without_query(bytes: Bytes) -> Self {
+        let len = without_query(&bytes).len();
+        SharedPrefix { bytes, len }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// As text, replacing invalid UTF-8 (borrowed when valid).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+/// A request header, falling back to the attribute `request.<property>` when
+/// the header map is not available in this phase (as CEL's request
+/// attributes read it). `header` must be lower-case.
+pub fn header_or_property<H: Host + ?Sized>(
+    host: &H,
+    header: &str,
+    property: &str,
+) -> Option<Bytes> {
+    match host.request_header_shared(header) {
+        Ok(Some(v)) => Some(v),
+        _ => host.property_shared(&["request", property]).ok().flatten(),
+    }
+}
+
+/// The request method (`:method`, else `request.method`).
+pub fn method<H: Host + ?Sized>(host: &H) -> Option<SharedPrefix> {
+    header_or_property(host, ":method", "method").map(SharedPrefix::whole)
+}
+
+/// The request path without query string or fragment, as CEL's
+/// `request.url_path` (from `:path`, else `request.path`, cut at `?` or `#`).
+pub fn url_path<H: Host + ?Sized>(host: &H) -> Option<SharedPrefix> {
+    header_or_property(host, ":path", "path").map(SharedPrefix::without_query)
+}
+
+/// A request path without its query string or fragment (`request.url_path`).
+pub fn without_query(path: &[u8]) -> &[u8] {
+    let end = path
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(path.len());
+    path.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -330,5 +455,59 @@ mod tests {
         assert_eq!(h.request_header("x-tag").unwrap(), None);
         h.set_request_header("x-tag", b"ours").unwrap();
         assert_eq!(h.request_header("x-tag").unwrap().unwrap(), b"ours");
+    }
+
+    #[test]
+    fn hits_need_no_joined_key_and_share_the_value() {
+        let host = FakeHost::new();
+        host.set_property("a.b", b"1").set_property("a.bc", b"2");
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        let first = h.property_shared(&["a", "b"]).unwrap().unwrap();
+        let again = h.property_shared(&["a", "b"]).unwrap().unwrap();
+        assert!(Bytes::ptr_eq(&first, &again));
+        assert_eq!(&*h.property_shared(&["a", "bc"]).unwrap().unwrap(), b"2");
+        assert_eq!(h.property_shared(&["a"]).unwrap(), None);
+        assert_eq!(cache.host_reads(), 3);
+        assert!(key_is("a\0b", &["a", "b"]));
+        assert!(!key_is("a\0b", &["a", "b", ""]));
+        assert!(!key_is("a\0b", &["ab"]));
+        assert!(key_is("", &[]));
+    }
+
+    #[test]
+    fn header_names_match_in_any_case() {
+        let host = FakeHost::new();
+        host.set_header("x-tag", b"v");
+        let cache = RequestCache::default();
+        let h = CachingHost::new(&host, &cache);
+        assert_eq!(&*h.request_header_shared("X-Tag").unwrap().unwrap(), b"v");
+        assert_eq!(&*h.request_header_shared("x-tag").unwrap().unwrap(), b"v");
+        assert_eq!(cache.host_reads(), 1);
+    }
+
+    #[test]
+    fn url_path_drops_query_and_fragment() {
+        let host = FakeHost::new();
+        host.set_header(":path", b"/books?x=1#top");
+        host.set_header(":method", b"GET");
+        assert_eq!(url_path(&host).unwrap().text(), "/books");
+        assert_eq!(method(&host).unwrap().text(), "GET");
+    }
+
+    #[test]
+    fn request_line_falls_back_to_attributes() {
+        let host = FakeHost::new();
+        host.set_property("request.path", b"/a#b");
+        host.set_property("request.method", b"POST");
+        assert_eq!(url_path(&host).unwrap().as_bytes(), b"/a");
+        assert_eq!(method(&host).unwrap().as_bytes(), b"POST");
+    }
+
+    #[test]
+    fn missing_request_line_is_none() {
+        let host = FakeHost::new();
+        assert_eq!(url_path(&host), None);
+        assert_eq!(method(&host), None);
     }
 }

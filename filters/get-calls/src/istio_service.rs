@@ -10,7 +10,8 @@
 //! number or bool rather than a string) or the metadata has an unexpected
 //! shape, the expression goes to Envoy, so the label is Envoy's in every case.
 
-use filter_common::host::Host;
+use filter_common::attributes::XDS_CLUSTER_NAME;
+use filter_common::host::{Bytes, Host};
 
 /// `…istio.services.0.host`: Istio's first service host.
 const SERVICE_HOST: [&str; 7] = [
@@ -30,13 +31,12 @@ const SERVICES: [&str; 5] = [
     "istio",
     "services",
 ];
-const CLUSTER_NAME: [&str; 2] = ["xds", "cluster_name"];
 
 /// What the reads gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
     /// The label's value.
-    Value(Vec<u8>),
+    Value(Bytes),
     /// The expression is a CEL error here (no cluster: a direct response).
     Error,
     /// Not decided from the reads: evaluate the expression with Envoy.
@@ -53,7 +53,7 @@ pub fn is_default_expression(source: &str) -> bool {
 /// one read for a cluster with Istio metadata, two without a cluster (a
 /// direct response), three for a cluster without Istio metadata.
 pub fn read(host: &impl Host) -> Read {
-    match host.property(&SERVICE_HOST) {
+    match host.property_shared(&SERVICE_HOST) {
         Ok(Some(v)) if !matches!(v.len(), 0 | 1 | 8) && std::str::from_utf8(&v).is_ok() => {
             return Read::Value(v)
         }
@@ -63,7 +63,7 @@ pub fn read(host: &impl Host) -> Read {
     // Envoy takes the cluster's name and metadata from the same upstream
     // cluster: without a name there is no metadata, and the expression's
     // `has(xds.cluster_metadata.…)` is an error.
-    let name = match host.property(&CLUSTER_NAME) {
+    let name = match host.property_shared(XDS_CLUSTER_NAME) {
         Ok(Some(name)) => name,
         Ok(None) => return Read::Error,
         Err(_) => return Read::Fallback,
@@ -71,7 +71,7 @@ pub fn read(host: &impl Host) -> Read {
     // No first host: only when there are no services at all is the answer
     // the cluster's name (a list without a host, or a non-list, is Envoy's
     // to judge).
-    match host.property(&SERVICES) {
+    match host.property_shared(&SERVICES) {
         Ok(None) => Read::Value(name),
         _ => Read::Fallback,
     }
@@ -104,7 +104,7 @@ mod tests {
             .set_property("xds.cluster_name", b"outbound|9080||reviews");
         assert_eq!(
             read(&host),
-            Read::Value(b"reviews.default.svc.cluster.local".to_vec())
+            Read::Value(Bytes::from(&b"reviews.default.svc.cluster.local"[..]))
         );
     }
 
@@ -112,7 +112,7 @@ mod tests {
     fn cluster_without_services_gives_its_name() {
         let host = FakeHost::new();
         host.set_property("xds.cluster_name", b"upstream");
-        assert_eq!(read(&host), Read::Value(b"upstream".to_vec()));
+        assert_eq!(read(&host), Read::Value(Bytes::from(&b"upstream"[..])));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig};
 use crate::{istio_service, FILTER_NAME};
+use filter_common::attributes;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{parse_json, ConfigError};
 use filter_common::diagnostics::Diagnostics;
@@ -10,6 +11,7 @@ use filter_common::metrics::{
     self, SeriesTable, MAX_SERIES_LIMIT, MAX_VALUE_LENGTH_LIMIT, OVERFLOW_COUNTER_SUFFIX, UNKNOWN,
 };
 use std::cell::RefCell;
+use std::io::Write as _;
 
 /// Counter of configurations with errors (+1 per such configuration per VM).
 pub const CONFIG_ERRORS: &str = "wasm_filter.get_calls.type.config.error_count";
@@ -59,10 +61,11 @@ enum Dimension {
     /// `get_property`, which resolves it exactly as CEL would and serializes
     /// the value the same way, without a CEL evaluation.
     Property(Vec<String>),
-    /// `string(<path>)` of an integer attribute of [`INT_ATTRIBUTES`]
+    /// `string(<path>)` of an integer attribute of the catalog
     /// (`string(response.code)`): read with `get_property` (8 bytes
-    /// little-endian) and printed in decimal, as CEL's `string()` would.
-    IntProperty(Vec<String>),
+    /// little-endian) and printed in decimal, as CEL's `string()` would;
+    /// `true` for a uint.
+    IntProperty(Vec<String>, bool),
     /// The default `destination_service` expression: read with
     /// `get_property` ([`crate::istio_service`]), the compiled expression
     /// kept for the cases the reads leave open.
@@ -71,33 +74,49 @@ enum Dimension {
     Cel(Expression),
 }
 
-/// Envoy attributes that are always integers (int64).
-const INT_ATTRIBUTES: [&str; 12] = [
-    "response.code",
-    "response.grpc_status",
-    "response.size",
-    "response.total_size",
-    "request.size",
-    "request.total_size",
-    "source.port",
-    "destination.port",
-    "upstream.port",
-    "upstream.request_attempt_count",
-    "connection.id",
-    "xds.listener_direction",
-];
-
-/// How to read a dimension's source: a plain path, `string()` of a known
-/// integer attribute, or CEL (`None`).
+/// How to read a dimension's source: a plain path, `string()` of an
+/// integer attribute of the catalog ([`attributes::CATALOG`]), or CEL
+/// (`None`).
 fn fast_dimension(source: &str) -> Option<Dimension> {
     if let Some(path) = plain_path(source) {
         return Some(Dimension::Property(path));
     }
     let inner = source.trim().strip_prefix("string(")?.strip_suffix(')')?;
     let path = plain_path(inner)?;
-    INT_ATTRIBUTES
-        .contains(&path.join(".").as_str())
-        .then_some(Dimension::IntProperty(path))
+    match attributes::lookup(&path)?.kind {
+        attributes::Kind::Int => Some(Dimension::IntProperty(path, false)),
+        attributes::Kind::Uint => Some(Dimension::IntProperty(path, true)),
+        _ => None,
+    }
+}
+
+/// Sets a label value from the raw bytes read: sanitised, or [`UNKNOWN`]
+/// when there are none.
+fn put_value(value: &mut String, raw: Option<&[u8]>, max_len: usize) {
+    match raw {
+        Some(raw) => metrics::sanitize_value_into(raw, max_len, value),
+        None => {
+            value.clear();
+            value.push_str(UNKNOWN);
+        }
+    }
+}
+
+/// Longest path read without a heap-allocated segment list.
+const STACK_SEGMENTS: usize = 8;
+
+/// Calls `read` with `path` as `&[&str]`, on the stack for paths of up to
+/// [`STACK_SEGMENTS`] segments.
+fn with_segments<R>(path: &[String], read: impl FnOnce(&[&str]) -> R) -> R {
+    if path.len() <= STACK_SEGMENTS {
+        let mut segments = [""; STACK_SEGMENTS];
+        for (segment, s) in segments.iter_mut().zip(path) {
+            *segment = s.as_str();
+        }
+        read(segments.get(..path.len()).unwrap_or_default())
+    } else {
+        read(&path.iter().map(String::as_str).collect::<Vec<_>>())
+    }
 }
 
 /// The segments of `source` if it is a plain attribute path: identifiers
@@ -403,37 +422,58 @@ impl Plan {
         let Ok(mut values) = self.scratch.try_borrow_mut() else {
             return false;
         };
-        values.clear();
-        for (_, dim) in &m.dimensions {
-            let raw = match dim {
+        // One reused string per dimension: no allocation once warm.
+        values.resize_with(m.dimensions.len(), String::new);
+        for ((_, dim), value) in m.dimensions.iter().zip(values.iter_mut()) {
+            let max = m.max_value_length;
+            match dim {
                 Dimension::Property(path) => {
-                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                    host.property(&path).ok().flatten()
+                    let raw = with_segments(path, |p| host.property_shared(p));
+                    put_value(value, raw.ok().flatten().as_deref(), max);
                 }
-                Dimension::IntProperty(path) => {
-                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                    host.property(&path)
+                Dimension::IntProperty(path, unsigned) => {
+                    let raw = with_segments(path, |p| host.property_shared(p));
+                    let number = raw
                         .ok()
                         .flatten()
-                        .and_then(|raw| cel::as_int(&raw).ok())
-                        .map(|n| n.to_string().into_bytes())
+                        .and_then(|raw| <[u8; 8]>::try_from(&*raw).ok());
+                    // At most 20 digits and a sign: formatted on the stack.
+                    let mut digits = [0u8; 24];
+                    let text = number.and_then(|b| {
+                        let mut out = digits.as_mut_slice();
+                        let written = if *unsigned {
+                            write!(out, "{}", u64::from_le_bytes(b))
+                        } else {
+                            write!(out, "{}", i64::from_le_bytes(b))
+                        };
+                        let left = out.len();
+                        written.ok()?;
+                        digits.get(..digits.len() - left)
+                    });
+                    put_value(value, text, max);
                 }
                 Dimension::IstioService(expr) => match istio_service::read(host) {
-                    istio_service::Read::Value(v) => Some(v),
-                    istio_service::Read::Error => None,
-                    istio_service::Read::Fallback => cel::evaluate(host, expr).ok(),
+                    istio_service::Read::Value(v) => put_value(value, Some(&v), max),
+                    istio_service::Read::Error => put_value(value, None, max),
+                    istio_service::Read::Fallback => {
+                        let raw = cel::evaluate(host, expr).ok();
+                        put_value(value, raw.as_deref(), max);
+                    }
                 },
-                Dimension::Cel(expr) => cel::evaluate(host, expr).ok(),
-            };
-            values.push(match raw {
-                Some(raw) => metrics::sanitize_value(&raw, m.max_value_length),
-                None => UNKNOWN.to_string(),
-            });
+                Dimension::Cel(expr) => {
+                    let raw = cel::evaluate(host, expr).ok();
+                    put_value(value, raw.as_deref(), max);
+                }
+            }
         }
-        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let values = values.get(..m.dimensions.len()).unwrap_or_default();
+        with_segments(values, |values| self.write(host, m, values, amount))
+    }
+
+    fn write(&self, host: &impl Host, m: &Metric, values: &[&str], amount: i64) -> bool {
         let recorded = match m.kind {
-            Kind::Counter => m.series.increment(host, &values, amount),
-            Kind::Histogram => m.series.record(host, &values, amount.unsigned_abs()),
+            Kind::Counter => m.series.increment(host, values, amount),
+            Kind::Histogram => m.series.record(host, values, amount.unsigned_abs()),
         };
         match recorded {
             Ok(_) => true,
@@ -733,7 +773,7 @@ mod tests {
         }
         assert!(matches!(
             fast_dimension("string(response.code)"),
-            Some(Dimension::IntProperty(_))
+            Some(Dimension::IntProperty(..))
         ));
         assert!(fast_dimension("string(request.path)").is_none());
         assert!(fast_dimension("string(response.code) + 'x'").is_none());

@@ -510,8 +510,8 @@ impl Plan {
     fn value(&self, tag: &Tag, host: &impl Host) -> Option<String> {
         let raw = match &tag.source {
             Source::Fixed(v) => return v.clone().or_else(|| tag.default.clone()),
-            Source::Header(name) => match host.request_header(name) {
-                Ok(v) => v.map(|b| cel::as_text(&b).into_owned()),
+            Source::Header(name) => match host.request_header_shared(name) {
+                Ok(v) => v.and_then(|b| clean(&cel::as_text(&b), self.max_len)),
                 Err(e) => {
                     self.runtime_error(
                         host,
@@ -521,8 +521,8 @@ impl Plan {
                     None
                 }
             },
-            Source::Attribute(key) => match host.property(&["filter_state", key]) {
-                Ok(v) => v.map(|b| cel::as_text(&b).into_owned()),
+            Source::Attribute(key) => match host.property_shared(&["filter_state", key]) {
+                Ok(v) => v.and_then(|b| clean(&cel::as_text(&b), self.max_len)),
                 Err(e) => {
                     self.runtime_error(
                         host,
@@ -534,7 +534,7 @@ impl Plan {
             },
             Source::Expression(expr, ty) => match cel::evaluate(host, expr) {
                 Ok(r) => match decode(&r, *ty) {
-                    Ok(v) => Some(v),
+                    Ok(v) => clean(&v, self.max_len),
                     Err(e) => {
                         self.runtime_error(
                             host,
@@ -554,8 +554,7 @@ impl Plan {
                 }
             },
         };
-        raw.and_then(|v| clean(&v, self.max_len))
-            .or_else(|| tag.default.clone())
+        raw.or_else(|| tag.default.clone())
     }
 
     fn write_filter_state(&self, tag: &Tag, value: Option<&str>, host: &impl Host) {

@@ -5,7 +5,6 @@
 #![no_main]
 
 use attributegen::config::Phase;
-use filter_common::view::RequestView;
 use libfuzzer_sys::fuzz_target;
 use telemetry_fuzz::{host_for, json_strings, split, MAX_SOURCES};
 
@@ -17,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut written = 0;
     for phase in [Phase::OnRequest, Phase::AfterResponse] {
         if plan.runs_in(phase) {
-            written += plan.run(phase, &RequestView::new(&host));
+            written += plan.run(phase, &host);
         }
     }
     let writes = host.attribute_writes();

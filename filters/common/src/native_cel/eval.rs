@@ -84,9 +84,9 @@ pub fn eval<'n, H: Host + ?Sized>(node: &'n Node, host: &H) -> Res<'n> {
         Node::Attr(a) => {
             let raw = attributes::read(&a.source, host).ok_or(Fail::Error)?;
             match a.kind {
-                Kind::Str => Ok(Val::Str(raw.into())),
-                Kind::Bytes => Ok(Val::Bytes(raw.into())),
-                Kind::Int => <[u8; 8]>::try_from(raw.as_slice())
+                Kind::Str => Ok(Val::Str(raw.as_bytes().to_vec().into())),
+                Kind::Bytes => Ok(Val::Bytes(raw.as_bytes().to_vec().into())),
+                Kind::Int => <[u8; 8]>::try_from(raw.as_bytes())
                     .map(|b| Val::Int(i64::from_le_bytes(b)))
                     .map_err(|_| Fail::Fallback),
             }

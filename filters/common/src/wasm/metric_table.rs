@@ -17,6 +17,9 @@ struct Family {
     plain: Option<u32>,
     /// Envoy's ids of the family's series, by encoded stat name.
     series: HashMap<String, u32>,
+    /// The last series used: its label values and id (most records repeat
+    /// it; found without encoding or hashing the name).
+    last: Option<(Vec<String>, u32)>,
 }
 
 #[derive(Default)]
@@ -61,6 +64,7 @@ pub fn define(kind: MetricKind, name: &str, labels: &[&str]) -> Result<MetricId,
             labels: labels.iter().map(|l| l.to_string()).collect(),
             plain,
             series: HashMap::new(),
+            last: None,
         });
         Ok(MetricId(id))
     })
@@ -85,6 +89,11 @@ pub fn series(id: MetricId, values: &[&str]) -> Result<u32, HostError> {
         if values.len() != family.labels.len() {
             return Err(HostError::BadArgument);
         }
+        if let Some((last, id)) = &family.last {
+            if last.iter().zip(values).all(|(a, b)| a == b) {
+                return Ok(*id);
+            }
+        }
         scratch.clear();
         for (label, value) in family.labels.iter().zip(values) {
             scratch.push_str(label);
@@ -93,11 +102,21 @@ pub fn series(id: MetricId, values: &[&str]) -> Result<u32, HostError> {
             scratch.push_str(TAG_SEPARATOR);
         }
         scratch.push_str(&family.name);
-        if let Some(known) = family.series.get(scratch.as_str()) {
-            return Ok(*known);
+        let id = match family.series.get(scratch.as_str()) {
+            Some(known) => *known,
+            None => {
+                let defined = hostcalls::define_metric(family.kind, scratch)?;
+                family.series.insert(scratch.clone(), defined);
+                defined
+            }
+        };
+        let (last, last_id) = family.last.get_or_insert_with(|| (Vec::new(), id));
+        last.resize_with(values.len(), String::new);
+        for (kept, value) in last.iter_mut().zip(values) {
+            kept.clear();
+            kept.push_str(value);
         }
-        let defined = hostcalls::define_metric(family.kind, scratch)?;
-        family.series.insert(scratch.clone(), defined);
-        Ok(defined)
+        *last_id = id;
+        Ok(id)
     })
 }
