@@ -22,6 +22,7 @@ if [ -z "${FILTERS_WASM_DIR:-}" ]; then
   rm -rf "$FILTERS_WASM_DIR"
   mkdir -p "$FILTERS_WASM_DIR"
   cp "$ROOT"/target/filters/*.wasm "$FILTERS_WASM_DIR"/
+  cp "$ROOT"/target/filters/*.so "$FILTERS_WASM_DIR"/ 2>/dev/null || true
 fi
 out=()
 case " $* " in

@@ -437,6 +437,44 @@ pub fn render(all: &[Variant], results: &Results, s: &Settings, m: &Machine) -> 
             " KB",
         ));
     }
+    // Issues 14 and 16: ratios to the native equivalents, same run.
+    for (what, id, native, limit) in [
+        (
+            "Wasm bundle ÷ native trio (Lua + stats logger + %CEL()% tags)",
+            "bundle",
+            "native-all",
+            1.3,
+        ),
+        (
+            "Wasm attributegen templates ÷ Lua doing the same job",
+            "ag-templates",
+            "native-lua",
+            0.9,
+        ),
+        (
+            "dynamic-module bundle ÷ native trio",
+            "dm-bundle",
+            "native-all",
+            0.5,
+        ),
+        (
+            "dynamic-module attributegen templates ÷ Lua",
+            "dm-ag-templates",
+            "native-lua",
+            0.4,
+        ),
+    ] {
+        let (a, b) = (d(id), d(native));
+        let mut x = check(&format!("{what} (CPU over floor)"), a / b, limit, "×");
+        x.measured = format!("{:.2}× ({a:+.2} / {b:+.2} µs)", a / b);
+        t.push(x);
+    }
+    t.push(check(
+        "RSS of the dynamic-module bundle, 1 worker: over floor",
+        by_id("dm-bundle").map_or(f64::NAN, |x| x.d_rss_mib),
+        3.0,
+        " MiB",
+    ));
     t.push(check(
         "RSS of all three in one VM (bundle), 1 worker: over floor",
         by_id("bundle").map_or(f64::NAN, |x| x.d_rss_mib),

@@ -185,6 +185,79 @@ pub fn stats_logger() -> Value {
                 "value_fixed": 1}]}})
 }
 
+/// The dynamic module's HTTP filter running `filter_name` with `config`
+/// (the same JSON as the Wasm module's; empty: the default configuration),
+/// with the Wasm filters' stat namespace.
+pub fn dynamic_module(filter_name: &str, config: &str) -> Value {
+    json!({"name": format!("telemetry_filters.{filter_name}"), "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {
+            "name": "telemetry_filters",
+            "module": {"local": {"filename": dynamic_module_path()}},
+            "metrics_namespace": "wasmcustom"},
+        "filter_name": filter_name,
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config}}})
+}
+
+/// `libtelemetry_filters.so` beside the Wasm modules (`FILTERS_WASM_DIR`).
+pub fn dynamic_module_path() -> std::path::PathBuf {
+    envoy_harness::paths::wasm_dir().join("libtelemetry_filters.so")
+}
+
+/// The dynamic-module variants: the Wasm variants' jobs and configurations
+/// in the native runtime (spans tagged directly: no custom tags).
+pub fn dynamic_module_variants() -> Vec<Variant> {
+    vec![
+        v(
+            "dm-ag-templates",
+            "dynamic module: attributegen, bookinfo operations as 3 route templates",
+            vec![],
+            |b| {
+                let c = json!({"attributes": [
+                    {"output_attribute": "istio_operationId", "match": bookinfo_templates()}]});
+                b.filter(dynamic_module("attributegen", &c.to_string()))
+            },
+        ),
+        v(
+            "dm-ag-cel-bookinfo",
+            "dynamic module: attributegen, Istio's bookinfo CEL rules",
+            vec![],
+            |b| {
+                let c = json!({"attributes": [bookinfo_ops(), bookinfo_classes()]});
+                b.filter(dynamic_module("attributegen", &c.to_string()))
+            },
+        ),
+        v(
+            "dm-get-calls",
+            "dynamic module: get-calls, default config",
+            vec![],
+            |b| b.filter(dynamic_module("get_calls", "")),
+        ),
+        v(
+            "dm-trace-tags",
+            "dynamic module: trace-tags, two tags (header, CEL), on the span directly",
+            vec![],
+            |b| {
+                b.filter(dynamic_module(
+                    "trace_tags",
+                    &trace_tags_config().to_string(),
+                ))
+            },
+        ),
+        v(
+            "dm-bundle",
+            "dynamic module: the bundle (all three jobs in one filter)",
+            vec![],
+            |b| {
+                b.filter(dynamic_module(
+                    "telemetry_bundle",
+                    &bundle_config().to_string(),
+                ))
+            },
+        ),
+    ]
+}
+
 /// Every variant, the floor first. `bundle` adds the one-VM module.
 pub fn all(bundle: bool) -> Vec<Variant> {
     let mut out = vec![
@@ -326,6 +399,9 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             },
         ),
     ];
+    if dynamic_module_path().is_file() {
+        out.extend(dynamic_module_variants());
+    }
     if bundle {
         out.push(v(
             "bundle",

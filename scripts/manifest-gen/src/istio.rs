@@ -77,12 +77,12 @@ fn collect_env(v: &Json, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn metadata(name: &str) -> Value {
+pub(crate) fn metadata(name: &str) -> Value {
     map([("name", s(name)), ("namespace", s(NAMESPACE))])
 }
 
 /// `app: <APP>`, the labels every resource selects.
-fn app_labels() -> Value {
+pub(crate) fn app_labels() -> Value {
     map([("app", s(APP))])
 }
 
@@ -91,13 +91,13 @@ fn selector() -> Value {
 }
 
 /// A config patch's `patch`: `operation` applied with `value`.
-fn patch(operation: &str, value: Value) -> Value {
+pub(crate) fn patch(operation: &str, value: Value) -> Value {
     map([("operation", s(operation)), ("value", value)])
 }
 
 /// An EnvoyFilter `match` on the inbound HTTP connection manager; `filter`
 /// adds more to its `filter` (e.g. a `subFilter`).
-fn inbound_hcm<'a>(filter: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+pub(crate) fn inbound_hcm<'a>(filter: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     let hcm = [("name", s("envoy.filters.network.http_connection_manager"))];
     map([
         ("context", s("SIDECAR_INBOUND")),

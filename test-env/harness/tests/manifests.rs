@@ -18,9 +18,13 @@ fn yaml_docs(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// (group, version, kind) → schema, from the CRD files.
+/// (group, version, kind) → schema, from Istio's CRD files.
 fn crd_schemas() -> Vec<(String, String, String, Value)> {
-    let dir = workspace_root().join("test-env/testdata/istio-crds");
+    crd_schemas_in(&workspace_root().join("test-env/testdata/istio-crds"))
+}
+
+/// (group, version, kind) → schema, from the CRD files in `dir`.
+fn crd_schemas_in(dir: &Path) -> Vec<(String, String, String, Value)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -61,7 +65,14 @@ fn manifests() -> Vec<PathBuf> {
 
 /// Every Istio resource in the manifests: (file, document, kind, CRD schema).
 fn istio_docs() -> Vec<(PathBuf, Value, String, Value)> {
-    let schemas = crd_schemas();
+    resources_of(&crd_schemas())
+}
+
+/// Every resource in the manifests whose kind `schemas` has: (file,
+/// document, kind, CRD schema).
+fn resources_of(
+    schemas: &[(String, String, String, Value)],
+) -> Vec<(PathBuf, Value, String, Value)> {
     let mut out = Vec::new();
     for file in manifests() {
         for doc in yaml_docs(&file) {
@@ -123,6 +134,55 @@ fn istio_manifests_match_the_crds() {
             "manifests: {} Istio resources valid against Istio 1.30 CRDs (unknown fields rejected), {rules} x-kubernetes-validations rules evaluated and true",
             checked.len()
         ),
+    );
+}
+
+/// Envoy Gateway's resources (`dynamic-module/envoy-gateway.yaml`) validate
+/// the same way against Envoy Gateway's CRDs. The CRDs are not part of this
+/// repository: point `ENVOY_GATEWAY_CRDS` at a folder holding
+/// `gateway.envoyproxy.io`'s CRD files (e.g. Envoy Gateway's
+/// `charts/gateway-helm/charts/crds/crds/generated/` of the release in
+/// use); without it the test says it is skipped.
+#[test]
+fn envoy_gateway_manifests_match_the_crds() {
+    let Some(dir) = std::env::var_os("ENVOY_GATEWAY_CRDS") else {
+        let line = "SKIPPED envoy_gateway_manifests_match_the_crds: ENVOY_GATEWAY_CRDS names no folder of Envoy Gateway CRDs";
+        eprintln!("{line}");
+        envoy_harness::report("envoy-gateway-crds", line);
+        return;
+    };
+    let schemas = crd_schemas_in(Path::new(&dir));
+    let mut checked = Vec::new();
+    let mut rules = 0;
+    for (file, doc, kind, schema) in resources_of(&schemas) {
+        let validator = jsonschema::draft4::new(&k8s::strict(&schema)).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {kind}: {errors:#?}", file.display());
+        for r in k8s::evaluate_rules(&schema, &doc) {
+            assert_eq!(
+                r.outcome,
+                Ok(true),
+                "{}: {kind} at {}: rule {:?}",
+                file.display(),
+                r.at,
+                r.rule
+            );
+            rules += 1;
+        }
+        checked.push(kind);
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        ["EnvoyExtensionPolicy", "EnvoyProxy"],
+        "resources checked"
+    );
+    envoy_harness::report(
+        "envoy-gateway-crds",
+        &format!("Envoy Gateway: {checked:?} valid against the CRDs in {} (unknown fields rejected), {rules} rules evaluated and true", Path::new(&dir).display()),
     );
 }
 
@@ -279,7 +339,9 @@ fn filter_of(code: &str) -> Option<&'static manifest_gen::filters::Filter> {
 
 /// The Wasm configurations of a manifest document: (code URL or file,
 /// configuration JSON). WasmPlugin `pluginConfig`; EnvoyFilter and plain
-/// Envoy `StringValue` configurations (direct or in a TypedStruct).
+/// Envoy `StringValue` configurations (direct or in a TypedStruct); the
+/// dynamic module's `filter_config` and Envoy Gateway's `dynamicModule` `config`
+/// (by `filter_name`, which is the Wasm module's name).
 fn wasm_configs(doc: &Value) -> Vec<(String, Value)> {
     fn walk(v: &Value, out: &mut Vec<(String, Value)>) {
         match v {
@@ -292,6 +354,14 @@ fn wasm_configs(doc: &Value) -> Vec<(String, Value)> {
                         .unwrap_or_default();
                     let text = cfg["value"].as_str().unwrap_or_default();
                     out.push((url.to_string(), serde_json::from_str(text).unwrap()));
+                }
+                // The dynamic module: `filter_name` is the module's name.
+                if let (Some(name), Some(cfg)) = (
+                    m.get("filter_name").and_then(Value::as_str),
+                    m.get("filter_config"),
+                ) {
+                    let text = cfg["value"].as_str().unwrap_or_default();
+                    out.push((format!("{name}.wasm"), serde_json::from_str(text).unwrap()));
                 }
                 m.values().for_each(|x| walk(x, out));
             }
@@ -312,6 +382,16 @@ fn wasm_configs(doc: &Value) -> Vec<(String, Value)> {
             wasm["url"].as_str().unwrap().to_string(),
             wasm["pluginConfig"].clone(),
         ));
+    }
+    if doc["kind"] == "EnvoyExtensionPolicy" {
+        for m in doc["spec"]["dynamicModule"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = m["filterName"].as_str().unwrap_or_default();
+            out.push((format!("{name}.wasm"), m["config"].clone()));
+        }
     }
     walk(doc, &mut out);
     out
