@@ -16,9 +16,10 @@ pub const DYNAMIC_MODULE_TYPE: &str =
 pub const MODULE_FILE: &str = "/usr/local/lib/telemetry-filters/libtelemetry_filters.so";
 /// The module's name: `lib<name>.so` on `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
 pub const MODULE_NAME: &str = "telemetry_filters";
-/// The module's stat namespace: the Wasm filters' (`wasmcustom`), which
-/// Envoy's Prometheus output strips like the Wasm runtime's, so metrics keep
-/// their names (`istio_get_calls{…}`) whichever runtime records them.
+/// The module's stat namespace: the Wasm filters' (`wasmcustom`). Envoy's
+/// Prometheus output prints it as `envoy_wasmcustom_<metric>` (only a Wasm
+/// VM registers the namespace for stripping); one relabel rule gives the
+/// Wasm filters' names back (the README's dynamic-module section).
 pub const METRICS_NAMESPACE: &str = "wasmcustom";
 /// The name Envoy Gateway's registry and policies use for the module.
 pub const GATEWAY_MODULE: &str = "telemetry-filters";
@@ -76,12 +77,13 @@ pub fn envoy_bundle(bundle: &Value, head: &str) -> Doc {
          (or drop `module` and put libtelemetry_filters.so on\n\
          ENVOY_DYNAMIC_MODULES_SEARCH_PATH). Outputs, as with the Wasm bundle:\n\
          \x20 access log:  %FILTER_STATE(wasm.istio_operationId:PLAIN)%\n\
-         \x20 metrics:     istio_get_calls{{destination_service,request_operation,response_code}}\n\
+         \x20 metrics:     envoy_wasmcustom_istio_get_calls{{destination_service,request_operation,\n\
+         \x20              response_code}} (relabel to istio_get_calls: see the README)\n\
          \x20 spans:       tagged directly (no custom_tags needed)\n{head}"
     );
     Doc::new(&header, seq([http_filter("telemetry_bundle", bundle)])).note(
         "      metrics_namespace:",
-        "Envoy's Prometheus output strips this namespace as it does for Wasm filters:\nthe metrics keep the Wasm filters' names.",
+        "Labels are real stat tags (no stats_tags extractors needed). /stats/prometheus\nprints envoy_wasmcustom_<metric>: a Prometheus metric_relabel_configs rule\n(regex envoy_wasmcustom_(.*), replacement $1) restores the Wasm filters' names.",
     )
 }
 
