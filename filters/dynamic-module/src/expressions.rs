@@ -45,7 +45,12 @@ pub fn compile_full(source: &str) -> Result<HostExpression, HostError> {
 /// `module-cel` says about it.
 pub fn unsupported_reason(source: &str) -> String {
     let why = match module_cel::compile(source) {
-        Err(e) => e.to_string(),
+        // One log line: the parser's message spans several.
+        Err(e) => e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         Ok(_) => format!("CEL expression `{source}`: could not be registered"),
     };
     format!(
