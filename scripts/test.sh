@@ -68,7 +68,7 @@ TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
 stage "end-to-end tests through Envoy $ENVOY_VERSION (the dynamic module libtelemetry_filters.so)"
 DYNAMIC_MODULE=1 cargo test -p envoy-harness \
   --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing \
-  --test config_update --test soak --test grpc_sinks \
+  --test config_update --test soak --test grpc_sinks --test http2_grpc \
   -- --test-threads "${E2E_THREADS:-2}"
 
 if [ "${SKIP_MATRIX:-}" != 1 ]; then
