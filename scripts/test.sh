@@ -2,8 +2,9 @@
 # Runs every test: formatting and lints, unit tests natively and on
 # wasm32-wasip1, the generated Istio manifests against the modules, the OCI
 # images through a real registry, the end-to-end tests through a real Envoy
-# (separate filters, then the one-VM bundle), fuzzing, and the docker-compose
-# stack.
+# (separate filters, the one-VM bundle, the dynamic module; then the older
+# Envoys), fuzzing (in the background beside the older Envoys and the
+# docker-compose stack), and the docker-compose stack.
 # Installs what it needs (wasm target, Envoy, Debian packages) on first use.
 #   SKIP_COMPOSE=1  leave out the docker-compose stage
 #   SKIP_FUZZ=1     leave out the fuzzing stage
@@ -71,19 +72,40 @@ DYNAMIC_MODULE=1 cargo test -p envoy-harness \
   --test config_update --test soak --test grpc_sinks --test http2_grpc \
   -- --test-threads "${E2E_THREADS:-2}"
 
+# The fuzzing pass (its own workspace and target directory, one core while
+# it fuzzes) runs beside the older Envoys' matrix and the compose stack,
+# which mostly wait on Envoy and Docker; its output is shown when it ends.
+fuzz_pid=
+if [ "${SKIP_FUZZ:-}" != 1 ] && [ -x "$ROOT/scripts/fuzz.sh" ]; then
+  stage "fuzzing (short pass) started in the background (target/fuzz.log)"
+  mkdir -p "$ROOT/target"
+  # its own process group, so a failing stage stops all of it
+  setsid "$ROOT/scripts/fuzz.sh" > "$ROOT/target/fuzz.log" 2>&1 &
+  fuzz_pid=$!
+  trap '[ -n "$fuzz_pid" ] && kill -- "-$fuzz_pid" 2>/dev/null; true' EXIT
+fi
+
 if [ "${SKIP_MATRIX:-}" != 1 ]; then
   stage "end-to-end matrix: attributegen, get_calls, trace_tags through the older Envoys (separate and bundle)"
   "$ROOT/scripts/test-matrix.sh"
 fi
 
-if [ "${SKIP_FUZZ:-}" != 1 ] && [ -x "$ROOT/scripts/fuzz.sh" ]; then
-  stage "fuzzing (short pass)"
-  "$ROOT/scripts/fuzz.sh"
-fi
-
 if [ "${SKIP_COMPOSE:-}" != 1 ] && [ -x "$ROOT/scripts/test-compose.sh" ]; then
   stage "docker-compose stack"
   "$ROOT/scripts/test-compose.sh"
+fi
+
+if [ -n "$fuzz_pid" ]; then
+  stage "fuzzing (short pass): waiting for it"
+  if wait "$fuzz_pid"; then
+    fuzz_pid=
+    cat "$ROOT/target/fuzz.log"
+  else
+    fuzz_pid=
+    cat "$ROOT/target/fuzz.log"
+    say "fuzzing failed (above)"
+    exit 1
+  fi
 fi
 
 if compgen -G "$ROOT/target/test-reports/*.txt" >/dev/null; then

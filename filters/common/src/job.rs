@@ -49,7 +49,7 @@ pub type Request<'a, H> = CachingHost<'a, H>;
 /// A filter's logic, generic over the [`Host`] port it runs on. Each phase
 /// method defaults to doing nothing; [`Job::phases`] says which are called.
 pub trait Job<H: Host> {
-    /// The job's name (logs, its heartbeat `wasm_filter.<name>.requests_total`).
+    /// The job's name (logs; in the bundle, its configuration section).
     fn name(&self) -> &'static str;
     /// The phases this configuration needs.
     fn phases(&self) -> Phases;

@@ -32,11 +32,20 @@ pub const BUILD: &str = match option_env!("TELEMETRY_FILTERS_BUILD") {
     None => "dev",
 };
 
-/// Name of a filter's heartbeat counter: +1 for every request the filter
-/// sees. When Envoy serves requests but this stays flat, the filter is not
-/// running (e.g. skipped by `FAIL_OPEN` after a VM failure).
-pub fn heartbeat_metric(filter: &str) -> String {
-    format!("wasm_filter.{filter}.requests_total")
+/// Last segment of every module's heartbeat counter. Istio's bootstrap
+/// extracts `wasm_filter.<module>.` as the `wasm_filter` label, so the
+/// sidecar's Prometheus page shows
+/// `telemetry_filters_requests_total{wasm_filter="<module>"}`: a name of the
+/// project's own, which an application's `requests_total` on the same merged
+/// page cannot collide with.
+pub const HEARTBEAT_NAME: &str = "telemetry_filters_requests_total";
+
+/// Name of a module's heartbeat counter: +1 for every request the module
+/// sees, one counter per module (the bundle counts once for all its jobs).
+/// When Envoy serves requests but this stays flat, the module is not running
+/// (e.g. skipped by `FAIL_OPEN` after a VM failure).
+pub fn heartbeat_metric(module: &str) -> String {
+    format!("wasm_filter.{module}.{HEARTBEAT_NAME}")
 }
 
 /// The one line every filter logs when its VM starts.

@@ -37,7 +37,7 @@ impl<H: Host> Pipeline<H> {
         Self::new(vec![Box::new(job)])
     }
 
-    /// Names of the jobs, in order (each gets a heartbeat).
+    /// Names of the jobs, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.jobs.iter().map(|j| j.name()).collect()
     }

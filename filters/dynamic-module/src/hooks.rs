@@ -101,7 +101,7 @@ unsafe fn with_stream(
     }
 }
 
-/// Request headers: the heartbeats, then the jobs' request phase.
+/// Request headers: the heartbeat, then the jobs' request phase.
 ///
 /// # Safety
 /// Envoy's pointers for a live stream.
@@ -114,8 +114,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     // SAFETY: forwarded from Envoy.
     unsafe {
         with_stream("request_headers", envoy, stream, |s, c, host| {
-            for id in &c.heartbeats {
-                let _ = host.increment(*id, &[], 1);
+            if let Some(id) = c.heartbeat {
+                let _ = host.increment(id, &[], 1);
             }
             s.jobs.run(Phase::RequestHeaders, host, &s.cache);
         })

@@ -36,8 +36,9 @@ pub struct Config {
     doc: Vec<u8>,
     /// Metrics defined in `config_new`.
     metrics: Arc<MetricTable>,
-    /// Heartbeat counters, one per job (`wasm_filter.<job>.requests_total`).
-    pub heartbeats: Vec<MetricId>,
+    /// The heartbeat counter of this filter (`filter_name`): one per module
+    /// configuration, as each Wasm module has one ([`filter_common::heartbeat_metric`]).
+    pub heartbeat: Option<MetricId>,
     /// The panic counter.
     pub panics: Option<MetricId>,
     alive: Arc<()>,
@@ -138,11 +139,7 @@ pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> 
     let host = DynHost::for_config(envoy);
     let jobs = telemetry_bundle::configure(Some(&doc), &host);
     let define = |name: &str| host.define_metric(MetricKind::Counter, name, &[]).ok();
-    let heartbeats = jobs
-        .names()
-        .into_iter()
-        .filter_map(|job| define(&filter_common::heartbeat_metric(job)))
-        .collect();
+    let heartbeat = define(&filter_common::heartbeat_metric(filter_name));
     let panics = define(PANICS_METRIC);
     drop(jobs);
     let (metrics, warnings) = host.finish();
@@ -158,7 +155,7 @@ pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> 
         id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
         doc,
         metrics: Arc::new(metrics),
-        heartbeats,
+        heartbeat,
         panics,
         alive: Arc::new(()),
     })

@@ -122,8 +122,8 @@ FAIL_OPEN: telemetry must never turn a good request into an error.
 - Image fetch fails: the agent puts an allow-all filter in the plugin's
   place only for FAIL_OPEN (deny-all otherwise: every request 403).
 - The VM traps: that one request fails with 503, then the filter is skipped
-  until the next configuration (its wasm_filter.<filter>.requests_total
-  stops growing; see the README's alert). Istio 1.27+: FAIL_RELOAD restarts
+  until the next configuration (its heartbeat
+  telemetry_filters_requests_total stops growing; see the README's alert). Istio 1.27+: FAIL_RELOAD restarts
   the VM instead.";
 
 /// The WasmPlugin. `config` overrides the example's pluginConfig.

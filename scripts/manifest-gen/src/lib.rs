@@ -434,7 +434,12 @@ pub fn generate(root: &Path) -> Result<Vec<File>, String> {
         ("podmonitor.yaml", monitoring::podmonitor()),
         (
             "prometheusrule.yaml",
-            monitoring::prometheusrule(&["attributegen", "trace_tags", "get_calls"]),
+            monitoring::prometheusrule(&[
+                "attributegen",
+                "trace_tags",
+                "get_calls",
+                "telemetry_bundle",
+            ]),
         ),
     ];
     for (name, mut doc) in monitoring {

@@ -4,11 +4,17 @@
 use crate::yaml::{map, s, seq, Doc};
 use serde_yaml_ng::Value;
 
-/// Prometheus name of a filter's heartbeat on an Istio sidecar: Envoy stat
-/// `wasmcustom.wasm_filter.<filter>.requests_total`, whose
-/// `wasm_filter.<filter>.` Istio's bootstrap extracts as the `wasm_filter`
+/// Prometheus name of a module's heartbeat on an Istio sidecar: Envoy stat
+/// `wasmcustom.wasm_filter.<module>.telemetry_filters_requests_total`, whose
+/// `wasm_filter.<module>.` Istio's bootstrap extracts as the `wasm_filter`
 /// label (verified with that extractor in a real Envoy).
-pub const HEARTBEAT: &str = "requests_total";
+pub const HEARTBEAT: &str = "telemetry_filters_requests_total";
+
+/// The heartbeat's name in earlier builds (one per job, `requests_total`, which an
+/// application's own `requests_total` on Istio's merged page could collide
+/// with). The alert matches both names, so it keeps working while pods
+/// still run older modules.
+pub const LEGACY_HEARTBEAT: &str = "requests_total";
 
 /// Prometheus Operator PodMonitor for every sidecar's `:15090/stats/prometheus`.
 pub fn podmonitor() -> Doc {
@@ -51,7 +57,8 @@ pub fn podmonitor() -> Doc {
     Doc::new(
         "Prometheus Operator: scrape every sidecar's Envoy directly (istio-proxy port\n\
          15090, named http-envoy-prom, path /stats/prometheus), where the filters'\n\
-         metrics are: istio_get_calls{...}, requests_total{wasm_filter=\"<filter>\"},\n\
+         metrics are: istio_get_calls{...},\n\
+         telemetry_filters_requests_total{wasm_filter=\"<module>\"} (the heartbeat),\n\
          type_config_error_count{wasm_filter=\"<filter>\"}. Pods with a sidecar carry\n\
          the label security.istio.io/tlsMode. Not applied to a cluster here.",
         value,
@@ -64,7 +71,7 @@ pub fn prometheusrule(filters: &[&str]) -> Doc {
     // Per pod and filter: the heartbeat exists (the filter is deployed
     // there) but is flat, while the pod serves inbound requests.
     let skipped = format!(
-        "(sum by (namespace, pod, wasm_filter) (rate({HEARTBEAT}{{wasm_filter=~\"{list}\"}}[5m])) == 0)\n\
+        "(sum by (namespace, pod, wasm_filter) (rate({{__name__=~\"{HEARTBEAT}|{LEGACY_HEARTBEAT}\", wasm_filter=~\"{list}\"}}[5m])) == 0)\n\
          and on (namespace, pod)\n\
          (sum by (namespace, pod) (rate(istio_requests_total{{reporter=\"destination\"}}[5m])) > 0)\n"
     );
@@ -120,11 +127,13 @@ pub fn prometheusrule(filters: &[&str]) -> Doc {
         ),
     ]);
     Doc::new(
-        "Alerts for the filters (Prometheus Operator). Each filter counts every\n\
-         request it sees in wasmcustom.wasm_filter.<filter>.requests_total, shown\n\
-         as requests_total{wasm_filter=\"<filter>\"} by Istio's wasm_filter tag\n\
-         extractor. A pod that serves traffic while that counter is flat has its\n\
-         filter skipped (FAIL_OPEN after a VM failure). Not applied to a cluster here.",
+        "Alerts for the filters (Prometheus Operator). Each module counts every\n\
+         request it sees in wasmcustom.wasm_filter.<module>.telemetry_filters_requests_total,\n\
+         shown as telemetry_filters_requests_total{wasm_filter=\"<module>\"} by Istio's\n\
+         wasm_filter tag extractor (earlier builds: requests_total, one per job; the\n\
+         alert matches both). A pod that serves traffic while that counter is flat\n\
+         has its module skipped (FAIL_OPEN after a VM failure). Not applied to a\n\
+         cluster here.",
         value,
     )
 }
@@ -205,4 +214,16 @@ pub fn mesh_config(labels: &[String], tracing: bool) -> Doc {
         );
     }
     Doc::new(&header, value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn heartbeat_is_the_modules_name() {
+        assert_eq!(super::HEARTBEAT, filter_common::HEARTBEAT_NAME);
+        assert_eq!(
+            filter_common::heartbeat_metric("telemetry_bundle"),
+            format!("wasm_filter.telemetry_bundle.{}", super::HEARTBEAT)
+        );
+    }
 }

@@ -516,6 +516,18 @@ pub fn bundle_mode() -> bool {
     std::env::var("TELEMETRY_BUNDLE").is_ok_and(|v| v == "1")
 }
 
+/// Envoy's name of the heartbeat counter that counts `filter`'s requests:
+/// one per module, so the bundle's own when `TELEMETRY_BUNDLE=1` merges the
+/// project's filters into it (`filter_common::heartbeat_metric`).
+pub fn heartbeat_stat(filter: &str) -> String {
+    let module = if bundle_mode() {
+        "telemetry_bundle"
+    } else {
+        filter
+    };
+    format!("wasmcustom.wasm_filter.{module}.telemetry_filters_requests_total")
+}
+
 /// The bundle's section name of a project filter in its plain form (default
 /// names, module and settings, JSON configuration), or `None`.
 fn bundle_section(w: &Wasm) -> Option<(&'static str, Value)> {

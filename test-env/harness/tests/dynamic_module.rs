@@ -164,7 +164,7 @@ fn two_workers_count_exactly() {
     assert_eq!(count("Other"), ops("Other"), "{text}");
     assert_eq!(
         envoy
-            .stat("wasmcustom.wasm_filter.attributegen.requests_total")
+            .stat(&envoy_harness::heartbeat_stat("attributegen"))
             .unwrap(),
         Some(total),
         "heartbeat"

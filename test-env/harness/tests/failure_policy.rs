@@ -5,7 +5,7 @@
 use envoy_harness::{Envoy, Wasm};
 use std::time::{Duration, Instant};
 
-const HEARTBEAT: &str = "wasmcustom.wasm_filter.attributegen.requests_total";
+const HEARTBEAT: &str = "wasmcustom.wasm_filter.attributegen.telemetry_filters_requests_total";
 const CONFIG: &str = r#"{"attributes":[{"output_attribute":"op","match":[{"value":"seen"}]}]}"#;
 
 fn start(policy: Option<&str>) -> Envoy {

@@ -7,8 +7,6 @@
 use envoy_harness::{Envoy, Wasm};
 use serde_json::json;
 
-const HEARTBEAT: &str = "wasmcustom.wasm_filter.attributegen.requests_total";
-
 fn attributegen_config() -> String {
     json!({"attributes": [
         {"output_attribute": "istio_operationId", "match": [
@@ -35,7 +33,10 @@ fn start() -> Envoy {
 }
 
 fn beats(envoy: &Envoy) -> u64 {
-    envoy.stat(HEARTBEAT).unwrap().unwrap_or(0)
+    envoy
+        .stat(&envoy_harness::heartbeat_stat("attributegen"))
+        .unwrap()
+        .unwrap_or(0)
 }
 
 /// Sends one raw request; returns (status, reached the filters).

@@ -52,11 +52,15 @@ const TRACE_TAGS: &str = r#"{"tags":[
 
 const TAGS: [&str; 4] = ["operation", "tenant", "status_class", "grpc_status"];
 
-const HEARTBEATS: [&str; 3] = [
-    "wasmcustom.wasm_filter.attributegen.requests_total",
-    "wasmcustom.wasm_filter.trace_tags.requests_total",
-    "wasmcustom.wasm_filter.get_calls.requests_total",
-];
+/// The heartbeats of the modules that run the three filters (one: the
+/// bundle's, with `TELEMETRY_BUNDLE=1`).
+fn heartbeats() -> Vec<String> {
+    let mut names: Vec<String> = ["attributegen", "trace_tags", "get_calls"]
+        .map(envoy_harness::heartbeat_stat)
+        .into();
+    names.dedup();
+    names
+}
 
 const RUNTIME_ERRORS: [&str; 3] = [
     "wasmcustom.wasm_filter.attributegen.type.runtime.error_count",
@@ -542,8 +546,8 @@ fn server_streaming_call_held_open_while_other_calls_flow() {
         "the open stream is not logged yet"
     );
     // Every filter saw the stream's request headers already.
-    for h in HEARTBEATS {
-        assert_eq!(stat(&s.envoy, h), 61, "{h}");
+    for h in heartbeats() {
+        assert_eq!(stat(&s.envoy, &h), 61, "{h}");
     }
 
     s.upstream.release();
@@ -731,7 +735,7 @@ fn istio_grpc_status_vector_over_http2() {
 fn hostile_http2_inputs_never_trap_a_vm() {
     let s = start(ATTRIBUTEGEN, false, false);
     let mut report = Vec::new();
-    let beats = |s: &Setup| stat(&s.envoy, HEARTBEATS[0]);
+    let beats = |s: &Setup| stat(&s.envoy, &heartbeats()[0]);
 
     // Header lists: (name, request, reaches the filters).
     let many = |n: usize, len: usize| {
@@ -852,7 +856,7 @@ fn hostile_http2_inputs_never_trap_a_vm() {
         "get-calls counts every stream Envoy logged"
     );
     // Heartbeats agree across filters (each saw the same request headers).
-    let hb: Vec<u64> = HEARTBEATS.iter().map(|h| stat(&s.envoy, h)).collect();
+    let hb: Vec<u64> = heartbeats().iter().map(|h| stat(&s.envoy, h)).collect();
     report.push(format!("heartbeats {hb:?}"));
     assert!(hb.iter().all(|x| *x == hb[0]), "{hb:?}");
     // Streams the client reset before any response end with

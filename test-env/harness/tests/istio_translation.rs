@@ -207,7 +207,13 @@ fn log_fields(b: EnvoyBuilder) -> EnvoyBuilder {
 }
 
 /// What every deployment must show for `GET /reviews/1` from tenant acme.
-fn assert_outputs(envoy: &Envoy, collector: &Collector, what: &str, headers_variant: bool) {
+fn assert_outputs(
+    envoy: &Envoy,
+    collector: &Collector,
+    what: &str,
+    headers_variant: bool,
+    dirs: &[&str],
+) {
     let resp = envoy
         .request("GET", "/reviews/1")
         .header("x-tenant-id", "acme")
@@ -244,17 +250,24 @@ fn assert_outputs(envoy: &Envoy, collector: &Collector, what: &str, headers_vari
     let prom = envoy.prometheus().unwrap();
     let series = "istio_get_calls{destination_service=\"upstream\",request_operation=\"GetReview\",response_code=\"200\"} 1";
     assert!(prom.contains(series), "{what}: no {series} in\n{prom}");
-    for f in ["attributegen", "trace_tags", "get_calls"] {
-        // As Istio's wasm_filter extractor shows them (the README's alerts).
-        let heartbeat = format!("requests_total{{wasm_filter=\"{f}\"}} 1");
-        let errors = format!("type_config_error_count{{wasm_filter=\"{f}\"}} 0");
-        for line in [heartbeat, errors] {
-            assert!(
-                prom.lines().any(|l| l == line),
-                "{what}: no {line} in\n{prom}"
-            );
-        }
+    // As Istio's wasm_filter extractor shows them (the README's alerts): one
+    // heartbeat per module, configuration errors per filter.
+    let heartbeats = dirs.iter().map(|d| {
+        let module = manifest_gen::filters::by_dir(d).unwrap().module;
+        format!("telemetry_filters_requests_total{{wasm_filter=\"{module}\"}} 1")
+    });
+    let errors = ["attributegen", "trace_tags", "get_calls"]
+        .map(|f| format!("type_config_error_count{{wasm_filter=\"{f}\"}} 0"));
+    for line in heartbeats.chain(errors) {
+        assert!(
+            prom.lines().any(|l| l == line),
+            "{what}: no {line} in\n{prom}"
+        );
     }
+    assert!(
+        !prom.lines().any(|l| l.starts_with("requests_total{")),
+        "{what}: a heartbeat under the old name in\n{prom}"
+    );
 }
 
 /// An Envoy with `filters` deployed from the manifest folders `dirs` (one:
@@ -293,7 +306,7 @@ fn wasmplugin_case(plugins: &[(&str, &str)], telemetry: (&str, &str), headers_va
         &collector,
     );
     let what = format!("{plugins:?}");
-    assert_outputs(&envoy, &collector, &what, headers_variant);
+    assert_outputs(&envoy, &collector, &what, headers_variant, &dirs);
 }
 
 /// The three WasmPlugins, ordered by istiod's rules (phase, priority).
@@ -443,7 +456,7 @@ fn envoyfilter_files_case(files: &[(&str, &str)], typed_struct: bool, headers_va
     let collector = Collector::start().unwrap();
     let envoy = deploy(http, dirs, Value::Array(tags), &collector);
     let what = format!("EnvoyFilter {files:?} (TypedStruct: {typed_struct})");
-    assert_outputs(&envoy, &collector, &what, headers_variant);
+    assert_outputs(&envoy, &collector, &what, headers_variant, dirs);
     // The filters came over ECDS.
     for d in dirs {
         let module = manifest_gen::filters::by_dir(d).unwrap().module;
@@ -682,7 +695,7 @@ fn trafficextension_case(resources: &[(&str, &str)], direction: Direction, what:
         telemetry_custom_tags(&manifest(tracing, "telemetry.yaml")),
         &collector,
     );
-    assert_outputs(&envoy, &collector, what, false);
+    assert_outputs(&envoy, &collector, what, false, &dirs);
 }
 
 /// The three TrafficExtensions on a sidecar's inbound listener (`SERVER`).

@@ -112,7 +112,7 @@ fn skipped_alert_fires_after_a_vm_failure() {
     assert_quiet(
         &envoy,
         &prom,
-        "rate(requests_total{wasm_filter=\"attributegen\"}[5s]) > 0",
+        "rate(telemetry_filters_requests_total{wasm_filter=\"attributegen\"}[5s]) > 0",
         &alert,
         "alert while healthy",
     );

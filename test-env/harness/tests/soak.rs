@@ -139,9 +139,7 @@ fn soak_all_three_filters() {
     );
     for filter in ["attributegen", "trace_tags", "get_calls"] {
         assert_eq!(
-            envoy
-                .stat(&format!("wasmcustom.wasm_filter.{filter}.requests_total"))
-                .unwrap(),
+            envoy.stat(&envoy_harness::heartbeat_stat(filter)).unwrap(),
             Some(total),
             "{filter} heartbeat"
         );

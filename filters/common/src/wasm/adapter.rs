@@ -12,7 +12,7 @@ use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
 
 /// A proxy-wasm module: a name, a version and the jobs its configuration
-/// makes. Everything else (root context, heartbeats, memory gauge, the
+/// makes. Everything else (root context, heartbeat, memory gauge, the
 /// per-request cache, phase dispatch) is the adapter's and the
 /// [`Pipeline`]'s.
 pub trait Module: 'static {
@@ -35,7 +35,7 @@ pub fn serve<M: Module>() {
 fn new_root<M: Module>(_: u32) -> Box<dyn RootContext> {
     Box::new(Root::<M> {
         plan: None,
-        heartbeats: Rc::default(),
+        heartbeat: Heartbeat::default(),
         memory: MemoryGauge::default(),
         _module: std::marker::PhantomData,
     })
@@ -43,7 +43,7 @@ fn new_root<M: Module>(_: u32) -> Box<dyn RootContext> {
 
 struct Root<M: Module> {
     plan: Option<Rc<Pipeline<WasmHost>>>,
-    heartbeats: Rc<Vec<Heartbeat>>,
+    heartbeat: Heartbeat,
     memory: MemoryGauge,
     _module: std::marker::PhantomData<M>,
 }
@@ -64,7 +64,7 @@ impl<M: Module> RootContext for Root<M> {
     fn on_configure(&mut self, _: usize) -> bool {
         let raw = hostcalls::plugin_configuration().ok().flatten();
         let plan = M::configure(raw.as_deref(), &WasmHost);
-        self.heartbeats = Rc::new(plan.names().into_iter().map(Heartbeat::define).collect());
+        self.heartbeat = Heartbeat::define(M::NAME);
         self.plan = Some(Rc::new(plan));
         true // a bad configuration is counted and logged, never fatal
     }
@@ -73,7 +73,7 @@ impl<M: Module> RootContext for Root<M> {
         let plan = self.plan.clone()?;
         Some(Box::new(Stream {
             plan,
-            heartbeats: Rc::clone(&self.heartbeats),
+            heartbeat: self.heartbeat,
             cache: RequestCache::default(),
         }))
     }
@@ -85,7 +85,7 @@ impl<M: Module> RootContext for Root<M> {
 
 struct Stream {
     plan: Rc<Pipeline<WasmHost>>,
-    heartbeats: Rc<Vec<Heartbeat>>,
+    heartbeat: Heartbeat,
     cache: RequestCache,
 }
 
@@ -95,7 +95,7 @@ impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         // The heartbeat counts requests whose headers reached the filter
         // (not streams Envoy's codec refused before any filter ran).
-        self.heartbeats.iter().for_each(Heartbeat::beat);
+        self.heartbeat.beat();
         #[cfg(feature = "fault-injection")]
         crate::fault::check(&WasmHost);
         self.plan.run(Phase::RequestHeaders, &WasmHost, &self.cache);

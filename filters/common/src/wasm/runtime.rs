@@ -22,16 +22,16 @@ pub fn log_start(filter: &str, version: &str) {
     hostcalls::log(LogLevel::Info, &crate::start_banner(filter, version));
 }
 
-/// A filter's heartbeat counter ([`crate::heartbeat_metric`]), defined once
+/// The module's heartbeat counter ([`crate::heartbeat_metric`]), defined once
 /// per VM.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Heartbeat(Option<crate::host::MetricId>);
 
 impl Heartbeat {
     /// Defines the counter (root context).
-    pub fn define(filter: &str) -> Heartbeat {
+    pub fn define(module: &str) -> Heartbeat {
         use crate::host::{Host, MetricKind};
-        let name = crate::heartbeat_metric(filter);
+        let name = crate::heartbeat_metric(module);
         Heartbeat(
             super::WasmHost
                 .define_metric(MetricKind::Counter, &name, &[])
