@@ -5,7 +5,7 @@
 //! attributes listed here in the module; get-calls reads plain paths and
 //! `string(<int attribute>)` dimensions with `get_property`; its default
 //! `destination_service` reads the cluster attributes below. Types are
-//! Envoy 1.40's (`/work/shared/reference/envoy-wasm-host.md`).
+//! those Envoy 1.40's Wasm host serializes each attribute with.
 
 /// CEL type of an attribute's value as `get_property` serializes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

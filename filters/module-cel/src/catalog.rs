@@ -68,32 +68,10 @@ pub const ATTRIBUTES: &[(&str, Type)] = &[
     ("xds.filter_chain_name", Type::String),
 ];
 
-/// Top-level names of Envoy's activation: a bare identifier that is one of
-/// these is not filter state (and, unless catalogued, does not compile).
-pub const ROOTS: &[&str] = &[
-    "request",
-    "response",
-    "connection",
-    "upstream",
-    "source",
-    "destination",
-    "metadata",
-    "filter_state",
-    "upstream_filter_state",
-    "node",
-    "xds",
-    "listener_direction",
-    "listener_metadata",
-    "cluster_name",
-    "cluster_metadata",
-    "route_name",
-    "route_metadata",
-    "upstream_host_metadata",
-    "plugin_name",
-    "plugin_root_id",
-    "plugin_vm_id",
-    "connection_id",
-];
+/// Top-level names of Envoy's activation (a bare identifier that is one of
+/// these is not filter state and, unless catalogued, does not compile), and
+/// the test for a bare filter-state name: the filters' shared catalog's.
+pub use filter_common::attributes::{is_filter_state_name, ROOTS};
 
 /// The CEL type of the attribute at this dotted path, if catalogued.
 pub fn lookup(dotted: &str) -> Option<Type> {
@@ -101,10 +79,4 @@ pub fn lookup(dotted: &str) -> Option<Type> {
         .iter()
         .find(|(path, _)| *path == dotted)
         .map(|(_, ty)| *ty)
-}
-
-/// Whether a bare identifier names filter state `wasm.<name>` (as in Envoy's
-/// Wasm activation): any name that is not one of Envoy's roots.
-pub fn is_filter_state_name(name: &str) -> bool {
-    !ROOTS.contains(&name)
 }

@@ -168,25 +168,12 @@ fn collect_reads(n: &node::Node, out: &mut Vec<Read>) {
     }
 }
 
-/// Bracket nesting and operator count within the limits (counted over the
-/// whole text, string literals included: conservative).
+/// Bracket nesting and operator count (selections included) within the
+/// limits (counted over the whole text, string literals included:
+/// conservative).
 fn shallow(source: &str) -> bool {
-    let mut depth = 0usize;
-    let mut deepest = 0usize;
-    let mut operators = 0usize;
-    for b in source.bytes() {
-        match b {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!' | b'?'
-            | b'.' => operators += 1,
-            _ => {}
-        }
-    }
-    deepest <= MAX_NESTING && operators <= MAX_OPERATORS
+    let shape = filter_common::native_cel::SourceShape::of(source);
+    shape.deepest <= MAX_NESTING && shape.operators + shape.dots <= MAX_OPERATORS
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! configuration unchanged: one configuration serves both runtimes.
 
 use crate::istio::{app_labels, inbound_hcm, metadata, patch, GATEWAY};
-use crate::yaml::{map, s, seq, Doc};
+use crate::yaml::{map, pod_template_annotations, s, seq, Doc};
 use serde_yaml_ng::Value;
 
 /// The Envoy HTTP filter's type URL.
@@ -231,21 +231,9 @@ pub fn istio_envoyfilter(bundle: &Value, head: &str) -> Vec<Doc> {
          (Dockerfile with BASE=istio/proxyv2:<version>), selected per pod with the\n\
          annotation below. Use the Wasm manifests everywhere else.\n{head}"
     );
-    let annotations = map([(
-        "spec",
-        map([(
-            "template",
-            map([(
-                "metadata",
-                map([(
-                    "annotations",
-                    map([(
-                        "sidecar.istio.io/proxyImage",
-                        s("ghcr.io/wasm-telemetry-filters/proxyv2-telemetry-filters:1.31.0"),
-                    )]),
-                )]),
-            )]),
-        )]),
+    let annotations = pod_template_annotations([(
+        "sidecar.istio.io/proxyImage",
+        s("ghcr.io/wasm-telemetry-filters/proxyv2-telemetry-filters:1.31.0"),
     )]);
     let annotations_header =
         "The pod-template annotation that gives the workload a sidecar image holding\n\

@@ -1,7 +1,7 @@
 //! The scraping and alerting side: PodMonitor, PrometheusRule, the mesh
 //! settings for labels and trace sampling.
 
-use crate::yaml::{map, s, seq, Doc};
+use crate::yaml::{map, pod_template_annotations, s, seq, Doc};
 use serde_yaml_ng::Value;
 
 /// Prometheus name of a module's heartbeat on an Istio sidecar: Envoy stat
@@ -141,22 +141,10 @@ pub fn prometheusrule(filters: &[&str]) -> Doc {
 /// The pod-template annotations for get-calls' labels and the stats
 /// inclusion list, as a `kubectl patch` file.
 pub fn pod_annotations(labels: &[String]) -> Doc {
-    let value = map([(
-        "spec",
-        map([(
-            "template",
-            map([(
-                "metadata",
-                map([(
-                    "annotations",
-                    map([
-                        ("sidecar.istio.io/extraStatTags", s(&labels.join(","))),
-                        ("sidecar.istio.io/statsInclusionPrefixes", s("wasmcustom.")),
-                    ]),
-                )]),
-            )]),
-        )]),
-    )]);
+    let value = pod_template_annotations([
+        ("sidecar.istio.io/extraStatTags", s(&labels.join(","))),
+        ("sidecar.istio.io/statsInclusionPrefixes", s("wasmcustom.")),
+    ]);
     Doc::new(
         "Per workload instead of mesh-wide: pod-template annotations, e.g.\n  \
          kubectl patch deployment reviews-v1 -n default --patch-file pod-annotations.yaml\n\

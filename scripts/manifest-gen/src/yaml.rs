@@ -106,3 +106,15 @@ pub fn render_all(docs: &[Doc]) -> Result<String, String> {
     }
     Ok(parts.join("---\n"))
 }
+
+/// A `kubectl patch` body setting pod-template annotations:
+/// `spec.template.metadata.annotations`.
+pub fn pod_template_annotations<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    map([(
+        "spec",
+        map([(
+            "template",
+            map([("metadata", map([("annotations", map(pairs))]))]),
+        )]),
+    )])
+}

@@ -30,23 +30,42 @@ pub fn compile(source: &str) -> Option<Native> {
 /// Bracket nesting and operator count within the limits (counted over the
 /// whole text, string literals included: conservative).
 fn shallow(source: &str) -> bool {
-    let mut depth = 0usize;
-    let mut deepest = 0usize;
-    let mut operators = 0usize;
-    for b in source.bytes() {
-        match b {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
+    let shape = SourceShape::of(source);
+    shape.deepest <= MAX_NESTING && shape.operators <= MAX_OPERATORS
+}
+
+/// What bounds an evaluator's recursion on a CEL source, counted over the
+/// whole text (string literals included: conservative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceShape {
+    /// Deepest bracket nesting (`(`, `[`, `{`).
+    pub deepest: usize,
+    /// Operator characters (`+ - * / % & | = < > ! ?`).
+    pub operators: usize,
+    /// Member selections (`.`).
+    pub dots: usize,
+}
+
+impl SourceShape {
+    /// Counts `source`'s nesting, operators and selections.
+    pub fn of(source: &str) -> SourceShape {
+        let mut depth = 0usize;
+        let mut shape = SourceShape::default();
+        for b in source.bytes() {
+            match b {
+                b'(' | b'[' | b'{' => {
+                    depth += 1;
+                    shape.deepest = shape.deepest.max(depth);
+                }
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!'
+                | b'?' => shape.operators += 1,
+                b'.' => shape.dots += 1,
+                _ => {}
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!' | b'?' => {
-                operators += 1
-            }
-            _ => {}
         }
+        shape
     }
-    deepest <= MAX_NESTING && operators <= MAX_OPERATORS
 }
 
 fn node(e: &Ast) -> Option<Node> {

@@ -37,7 +37,7 @@ pub mod pattern;
 
 use crate::host::Host;
 
-pub use compile::compile;
+pub use compile::{compile, SourceShape};
 
 /// A compiled expression the module evaluates itself.
 #[derive(Debug)]
