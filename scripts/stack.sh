@@ -4,7 +4,9 @@
 # upstream, the span collector (in place of Jaeger) and Prometheus; then
 # traffic, then where to look. Grafana is not started (no local binary).
 #
-#   scripts/stack.sh [up] [--rounds N]   start (or fail if already up), send N rounds (default 30)
+#   scripts/stack.sh [up] [--rounds N] [--runtime wasm|dynamic-module]
+#                                        start (or fail if already up), send N rounds (default 30);
+#                                        --runtime dynamic-module: the same filters in libtelemetry_filters.so
 #   scripts/stack.sh traffic [--rounds N] more traffic to a running stack
 #   scripts/stack.sh status              the running stack's processes and URLs
 #   scripts/stack.sh down                stop every process by the PID it recorded

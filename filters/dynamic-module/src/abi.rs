@@ -38,11 +38,21 @@ impl EnvoyBuffer {
     /// # Safety
     /// `ptr` must be null or point to `length` readable bytes.
     pub unsafe fn to_vec(self) -> Vec<u8> {
+        // SAFETY: forwarded.
+        unsafe { self.as_slice() }.to_vec()
+    }
+
+    /// The bytes, borrowed from Envoy.
+    ///
+    /// # Safety
+    /// `ptr` must be null or point to `length` bytes readable for `'a`
+    /// (Envoy's buffers: during the hook that filled them).
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
         if self.ptr.is_null() || self.length == 0 {
-            return Vec::new();
+            return &[];
         }
         // SAFETY: the caller guarantees `ptr` points to `length` bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.length) }.to_vec()
+        unsafe { std::slice::from_raw_parts(self.ptr, self.length) }
     }
 }
 

@@ -37,8 +37,26 @@ pub fn compile(source: &str) -> Result<HostExpression, HostError> {
 /// registers its evaluation; the token names it.
 pub fn compile_full(source: &str) -> Result<HostExpression, HostError> {
     let program = module_cel::compile(source).map_err(|_| HostError::ParseFailure)?;
+    if unreadable(&program).is_some() {
+        return Err(HostError::ParseFailure);
+    }
     let token = register(Box::new(move |host: &DynHost| program.evaluate(host)));
     Ok(HostExpression::new(token, source, release))
+}
+
+/// The first attribute `program` reads that Envoy's dynamic-module ABI
+/// cannot give (e.g. `request.duration`, `request.time`: no attribute id
+/// of Envoy 1.40 answers them), as its dotted path.
+fn unreadable(program: &module_cel::Program) -> Option<String> {
+    program.reads().iter().find_map(|read| {
+        let path: Vec<&str> = read.path.iter().map(String::as_str).collect();
+        let readable = matches!(
+            path.as_slice(),
+            [_] | ["filter_state", _] | ["request" | "response", "headers", _]
+        ) || crate::attributes::lookup(&path)
+            != crate::attributes::Lookup::Unsupported;
+        (!readable).then(|| path.join("."))
+    })
 }
 
 /// The configuration line for an expression [`compile`] rejected: what
@@ -51,7 +69,13 @@ pub fn unsupported_reason(source: &str) -> String {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" "),
-        Ok(_) => format!("CEL expression `{source}`: could not be registered"),
+        Ok(program) => match unreadable(&program) {
+            Some(attribute) => format!(
+                "CEL expression `{source}`: attribute `{attribute}` is not readable through \
+                 Envoy's dynamic-module ABI (no attribute id gives it)"
+            ),
+            None => format!("CEL expression `{source}`: could not be registered"),
+        },
     };
     format!(
         "{why} (the dynamic module evaluates CEL itself, Envoy's dynamic-module ABI has no CEL \
@@ -122,6 +146,14 @@ mod tests {
         assert!(
             unsupported_reason("request.headers.map(h, h)").contains("request.headers.map(h, h)")
         );
+        // Compiles in module-cel, but the ABI has no attribute id for it.
+        assert_eq!(
+            compile("request.duration.getSeconds() * 1000").err(),
+            Some(HostError::ParseFailure)
+        );
+        assert!(unsupported_reason("request.duration.getSeconds() * 1000")
+            .contains("attribute `request.duration` is not readable"));
+        assert!(compile("request.headers['x-a'] + 'b' == response.code_details").is_ok());
     }
 
     #[test]

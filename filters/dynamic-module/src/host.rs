@@ -9,7 +9,7 @@ use crate::abi::{self, EnvoyBuffer, ModuleBuffer};
 use crate::attributes::{self, Kind};
 use crate::metric_table::MetricTable;
 use crate::{expressions, shared_data};
-use filter_common::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
+use filter_common::host::{Bytes, Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -81,22 +81,21 @@ impl DynHost {
         }
     }
 
-    fn filter_state(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+    fn filter_state(&self, key: &[u8]) -> Result<Option<Raw>, HostError> {
         let envoy = self.stream()?;
         let mut out = EnvoyBuffer::empty();
         // SAFETY: `envoy` is Envoy's live stream; the key outlives the call.
         let found = unsafe {
             abi::envoy_dynamic_module_callback_http_get_filter_state_bytes(
                 envoy,
-                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(key),
                 &mut out,
             )
         };
-        // SAFETY: Envoy filled `out` with a buffer valid during this hook.
-        Ok(found.then(|| unsafe { out.to_vec() }))
+        Ok(found.then_some(Raw::Envoy(out)))
     }
 
-    fn attribute(&self, id: u32, kind: Kind) -> Result<Option<Vec<u8>>, HostError> {
+    fn attribute(&self, id: u32, kind: Kind) -> Result<Option<Raw>, HostError> {
         let envoy = self.stream()?;
         // SAFETY: `envoy` is Envoy's live stream; out-pointers are locals.
         unsafe {
@@ -106,28 +105,28 @@ impl DynHost {
                     let ok = abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(
                         envoy, id, &mut out,
                     );
-                    Ok(ok.then(|| out.to_vec()))
+                    Ok(ok.then_some(Raw::Envoy(out)))
                 }
                 Kind::Int => {
                     let mut out = 0u64;
                     let ok = abi::envoy_dynamic_module_callback_http_filter_get_attribute_int(
                         envoy, id, &mut out,
                     );
-                    Ok(ok.then(|| out.to_le_bytes().to_vec()))
+                    Ok(ok.then(|| Raw::Inline(out.to_le_bytes(), 8)))
                 }
                 Kind::Bool => {
                     let mut out = false;
                     let ok = abi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(
                         envoy, id, &mut out,
                     );
-                    Ok(ok.then(|| vec![u8::from(out)]))
+                    Ok(ok.then(|| Raw::Inline([u8::from(out), 0, 0, 0, 0, 0, 0, 0], 1)))
                 }
             }
         }
     }
 
     /// The first value of header `name` in the map of `header_type`.
-    fn header(&self, header_type: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    fn header(&self, header_type: u32, name: &str) -> Result<Option<Raw>, HostError> {
         let envoy = self.stream()?;
         let mut out = EnvoyBuffer::empty();
         // SAFETY: `envoy` is Envoy's live stream; the key outlives the call.
@@ -141,8 +140,27 @@ impl DynHost {
                 std::ptr::null_mut(),
             )
         };
-        // SAFETY: Envoy filled `out` with a buffer valid during this hook.
-        Ok(found.then(|| unsafe { out.to_vec() }))
+        Ok(found.then_some(Raw::Envoy(out)))
+    }
+
+    /// The value at `path`, as Envoy lends it.
+    fn read(&self, path: &[&str]) -> Result<Option<Raw>, HostError> {
+        match path {
+            // attributegen's output, read back by the other filters.
+            [name] => return with_wasm_key(name, |key| self.filter_state(key)),
+            ["filter_state", key] => return self.filter_state(key.as_bytes()),
+            ["request", "headers", name] => return self.header(abi::REQUEST_HEADER, name),
+            ["response", "headers", name] => return self.header(abi::RESPONSE_HEADER, name),
+            _ => {}
+        }
+        match attributes::lookup(path) {
+            attributes::Lookup::Attribute(id, kind) => self.attribute(id, kind),
+            attributes::Lookup::Absent => {
+                self.stream()?;
+                Ok(None)
+            }
+            attributes::Lookup::Unsupported => Err(HostError::Unimplemented),
+        }
     }
 
     fn set_header(&self, name: &str, value: ModuleBuffer) -> Result<(), HostError> {
@@ -182,7 +200,56 @@ fn metrics_result(status: u32) -> Result<(), HostError> {
     }
 }
 
-/// Label values lent to Envoy for one call.
+/// A value read from Envoy: its buffer (valid during the hook) or a
+/// number's bytes.
+enum Raw {
+    Envoy(EnvoyBuffer),
+    Inline([u8; 8], usize),
+}
+
+impl Raw {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: Envoy's buffer is valid during the hook that read it,
+            // and a `Raw` never leaves that hook.
+            Raw::Envoy(b) => unsafe { b.as_slice() },
+            Raw::Inline(bytes, n) => bytes.get(..*n).unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs `f` with the filter-state key `wasm.<name>` (built on the stack
+/// when short: the request path allocates nothing for it).
+fn with_wasm_key<T>(name: &str, f: impl FnOnce(&[u8]) -> T) -> T {
+    const PREFIX: &[u8] = b"wasm.";
+    let mut buf = [0u8; 128];
+    match buf.get_mut(..PREFIX.len() + name.len()) {
+        Some(key) => {
+            let (prefix, rest) = key.split_at_mut(PREFIX.len());
+            prefix.copy_from_slice(PREFIX);
+            rest.copy_from_slice(name.as_bytes());
+            f(key)
+        }
+        None => f(format!("wasm.{name}").as_bytes()),
+    }
+}
+
+/// Runs `f` with the label values lent to Envoy as buffers (on the stack
+/// for up to 16 labels).
+fn with_buffers<T>(values: &[&str], f: impl FnOnce(&[ModuleBuffer]) -> T) -> T {
+    let mut slots = [ModuleBuffer::null(); 16];
+    match slots.get_mut(..values.len()) {
+        Some(lent) => {
+            for (slot, v) in lent.iter_mut().zip(values) {
+                *slot = ModuleBuffer::of(v.as_bytes());
+            }
+            f(lent)
+        }
+        None => f(&buffers(values)),
+    }
+}
+
+/// Label names or values lent to Envoy for one call.
 fn buffers(values: &[&str]) -> Vec<ModuleBuffer> {
     values
         .iter()
@@ -192,26 +259,23 @@ fn buffers(values: &[&str]) -> Vec<ModuleBuffer> {
 
 impl Host for DynHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        match path {
-            // attributegen's output, read back by the other filters.
-            [name] => return self.filter_state(&format!("wasm.{name}")),
-            ["filter_state", key] => return self.filter_state(key),
-            ["request", "headers", name] => return self.header(abi::REQUEST_HEADER, name),
-            ["response", "headers", name] => return self.header(abi::RESPONSE_HEADER, name),
-            _ => {}
-        }
-        match attributes::lookup(path) {
-            attributes::Lookup::Attribute(id, kind) => self.attribute(id, kind),
-            attributes::Lookup::Absent => {
-                self.stream()?;
-                Ok(None)
-            }
-            attributes::Lookup::Unsupported => Err(HostError::Unimplemented),
-        }
+        Ok(self.read(path)?.map(|v| v.bytes().to_vec()))
+    }
+
+    fn property_shared(&self, path: &[&str]) -> Result<Option<Bytes>, HostError> {
+        Ok(self.read(path)?.map(|v| Bytes::from(v.bytes())))
     }
 
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.header(abi::REQUEST_HEADER, name)
+        Ok(self
+            .header(abi::REQUEST_HEADER, name)?
+            .map(|v| v.bytes().to_vec()))
+    }
+
+    fn request_header_shared(&self, name: &str) -> Result<Option<Bytes>, HostError> {
+        Ok(self
+            .header(abi::REQUEST_HEADER, name)?
+            .map(|v| Bytes::from(v.bytes())))
     }
 
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
@@ -228,15 +292,14 @@ impl Host for DynHost {
 
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         let envoy = self.stream()?;
-        let key = format!("wasm.{name}");
         // SAFETY: `envoy` is Envoy's live stream; buffers outlive the call.
-        let ok = unsafe {
+        let ok = with_wasm_key(name, |key| unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
                 envoy,
-                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(key),
                 ModuleBuffer::of(value),
             )
-        };
+        });
         ok.then_some(()).ok_or(HostError::BadArgument)
     }
 
@@ -304,23 +367,31 @@ impl Host for DynHost {
         if kind != MetricKind::Counter {
             return Err(HostError::BadArgument);
         }
-        let values = buffers(label_values);
+        /// Where the increment goes.
+        enum Target {
+            Config(abi::ConfigEnvoyPtr),
+            Stream(abi::FilterEnvoyPtr),
+        }
+        let target = match &self.scope {
+            Scope::Worker { .. } => return Err(HostError::NotFound),
+            Scope::Config { envoy, .. } => Target::Config(*envoy),
+            Scope::Stream { .. } => Target::Stream(self.stream()?),
+        };
         // SAFETY: Envoy's live config or stream; buffers outlive the call.
-        let status = unsafe {
-            match &self.scope {
-                Scope::Config { envoy, .. } => {
+        let status = with_buffers(label_values, |values| unsafe {
+            match target {
+                Target::Config(config) => {
                     abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                        *envoy,
+                        config,
                         id,
                         values.as_ptr(),
                         values.len(),
                         by,
                     )
                 }
-                Scope::Worker { .. } => return Err(HostError::NotFound),
-                Scope::Stream { .. } => {
+                Target::Stream(stream) => {
                     abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                        self.stream()?,
+                        stream,
                         id,
                         values.as_ptr(),
                         values.len(),
@@ -328,7 +399,7 @@ impl Host for DynHost {
                     )
                 }
             }
-        };
+        });
         metrics_result(status)
     }
 
@@ -338,9 +409,8 @@ impl Host for DynHost {
             return Err(HostError::BadArgument);
         }
         let envoy = self.stream()?;
-        let values = buffers(label_values);
         // SAFETY: Envoy's live stream; buffers outlive the call.
-        let status = unsafe {
+        let status = with_buffers(label_values, |values| unsafe {
             abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
                 envoy,
                 id,
@@ -348,7 +418,7 @@ impl Host for DynHost {
                 values.len(),
                 value,
             )
-        };
+        });
         metrics_result(status)
     }
 

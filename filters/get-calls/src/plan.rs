@@ -320,8 +320,8 @@ fn compile_metric(
             err(
                 field,
                 format!(
-                    "CEL expression {source:?} does not compile ({e}); Envoy's \
-                     \"expr_create parse error\" line just before this one gives the position"
+                    "CEL expression {source:?} does not compile ({e}); the CEL parser's message, \
+                     with the position, is the log line just before this one"
                 ),
             )
         })

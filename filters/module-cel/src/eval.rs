@@ -130,6 +130,10 @@ pub fn eval<H: Host + ?Sized>(node: &Node, host: &H) -> Res {
             _ => Err(Fail::Cel),
         },
         Node::Convert(conv, x) => convert(*conv, eval(x, host)?),
+        Node::Duration(part, x) => match eval(x, host)? {
+            Value::Duration(nanos) => Ok(Value::Int(part.of(nanos))),
+            _ => Err(Fail::Cel),
+        },
         Node::Size(x) => match eval(x, host)? {
             Value::Bytes(b) => i64::try_from(b.len())
                 .map(Value::Int)

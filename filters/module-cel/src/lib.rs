@@ -122,7 +122,9 @@ impl Program {
             match n {
                 Lit(_) | Attr(_) | Has(_) => false,
                 Concat(..) => true,
-                Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) => walk(x),
+                Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) | Duration(_, x) => {
+                    walk(x)
+                }
                 And(a, b) | Or(a, b) | Cmp(_, a, b) | Arith(_, a, b) | Str(_, a, b) => {
                     walk(a) || walk(b)
                 }
@@ -149,7 +151,9 @@ fn collect_reads(n: &node::Node, out: &mut Vec<Read>) {
                 out.push(r.clone());
             }
         }
-        Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) => collect_reads(x, out),
+        Not(x) | Neg(x) | Matches(x, _) | Convert(_, x) | Size(x) | Duration(_, x) => {
+            collect_reads(x, out)
+        }
         And(a, b) | Or(a, b) | Cmp(_, a, b) | Arith(_, a, b) | Concat(a, b) | Str(_, a, b) => {
             collect_reads(a, out);
             collect_reads(b, out);

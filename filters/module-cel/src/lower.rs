@@ -3,7 +3,7 @@
 //! Envoy 1.40 configures it) is an error naming the reason.
 
 use crate::catalog;
-use crate::node::{ArithOp, CmpOp, Conv, Node, Read, StrFn};
+use crate::node::{ArithOp, CmpOp, Conv, DurationPart, Node, Read, StrFn};
 use crate::value::{Type, Value};
 use cel::common::ast::{operators as op, CallExpr, Expr, IdedExpr, LiteralValue};
 use filter_common::native_cel::pattern::Pattern;
@@ -194,6 +194,10 @@ fn call(c: &CallExpr) -> Lowered {
                 _ => Err(format!("size() of a {t}")),
             }
         }
+        (Some(x), "getHours", []) => duration_part(DurationPart::Hours, x),
+        (Some(x), "getMinutes", []) => duration_part(DurationPart::Minutes, x),
+        (Some(x), "getSeconds", []) => duration_part(DurationPart::Seconds, x),
+        (Some(x), "getMilliseconds", []) => duration_part(DurationPart::Milliseconds, x),
         (_, op::HAS, _) => Err("has() needs a field selection".into()),
         _ => Err(format!(
             "function or operator `{name}` ({} argument(s){}) is not supported",
@@ -205,6 +209,17 @@ fn call(c: &CallExpr) -> Lowered {
             }
         )),
     }
+}
+
+/// `d.getSeconds()` and the like: on a duration only (the timestamp
+/// accessors, which depend on a time zone, are not supported).
+fn duration_part(part: DurationPart, x: &IdedExpr) -> Lowered {
+    let x = expect(
+        x,
+        Type::Duration,
+        "getHours(), getMinutes(), getSeconds() and getMilliseconds()",
+    )?;
+    Ok((Node::Duration(part, x), Type::Int))
 }
 
 fn logic(l: &IdedExpr, r: &IdedExpr, make: fn(Box<Node>, Box<Node>) -> Node) -> Lowered {

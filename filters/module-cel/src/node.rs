@@ -51,6 +51,31 @@ pub enum Conv {
     Uint,
 }
 
+/// Accessors of a duration, as Envoy's CEL (cel-cpp) defines them: whole
+/// hours, minutes and seconds, and the millisecond *component* (0 to 999:
+/// `duration('1.5s').getMilliseconds()` is 500 in Envoy 1.40, measured),
+/// each truncated toward zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationPart {
+    Hours,
+    Minutes,
+    Seconds,
+    Milliseconds,
+}
+
+impl DurationPart {
+    /// The part of a duration of `nanos` nanoseconds.
+    pub fn of(self, nanos: i64) -> i64 {
+        const MS: i64 = 1_000_000;
+        match self {
+            DurationPart::Hours => nanos / (3_600_000 * MS),
+            DurationPart::Minutes => nanos / (60_000 * MS),
+            DurationPart::Seconds => nanos / (1_000 * MS),
+            DurationPart::Milliseconds => (nanos / MS) % 1_000,
+        }
+    }
+}
+
 /// A compiled expression.
 #[derive(Debug)]
 pub enum Node {
@@ -71,4 +96,6 @@ pub enum Node {
     Str(StrFn, Box<Node>, Box<Node>),
     Convert(Conv, Box<Node>),
     Size(Box<Node>),
+    /// `d.getSeconds()` and the other accessors of a duration.
+    Duration(DurationPart, Box<Node>),
 }

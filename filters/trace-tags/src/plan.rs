@@ -297,8 +297,8 @@ fn compile_tag(
             (
                 "expression",
                 format!(
-                    "CEL expression {src:?} does not compile ({e}); Envoy's \
-                     \"expr_create parse error\" line just before this one gives the position"
+                    "CEL expression {src:?} does not compile ({e}); the CEL parser's message, \
+                     with the position, is the log line just before this one"
                 ),
             )
         })?;

@@ -209,6 +209,12 @@ pub fn dynamic_module_path() -> std::path::PathBuf {
 pub fn dynamic_module_variants() -> Vec<Variant> {
     vec![
         v(
+            "dm-empty",
+            "dynamic module: no job (the hooks and the module's heartbeat counter only)",
+            vec![],
+            |b| b.filter(dynamic_module("telemetry_bundle", "{}")),
+        ),
+        v(
             "dm-ag-templates",
             "dynamic module: attributegen, bookinfo operations as 3 route templates",
             vec![],

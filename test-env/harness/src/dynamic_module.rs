@@ -18,7 +18,7 @@ pub fn module_path() -> PathBuf {
 }
 
 /// The filters the module holds (its `filter_name`s).
-const FILTERS: [&str; 4] = [
+pub const FILTERS: [&str; 4] = [
     "attributegen",
     "get_calls",
     "trace_tags",
@@ -74,13 +74,18 @@ pub fn replace(w: &Wasm) -> Option<Value> {
 
 /// A dynamic-module filter entry for `filter_name` with `config`.
 pub fn filter(filter_name: &str, config: &str) -> Value {
+    filter_in(filter_name, config, &module_path())
+}
+
+/// [`filter`] with the module at `module` (a `libtelemetry_filters.so`).
+pub fn filter_in(filter_name: &str, config: &str, module: &std::path::Path) -> Value {
     json!({
         "name": "envoy.filters.http.dynamic_modules",
         "typed_config": {
             "@type": TYPE_URL,
             "dynamic_module_config": {
                 "name": "telemetry_filters",
-                "module": { "local": { "filename": module_path() } },
+                "module": { "local": { "filename": module } },
                 "metrics_namespace": METRICS_NAMESPACE,
             },
             "filter_name": filter_name,

@@ -53,6 +53,17 @@ impl Supervisor {
     /// Starts `program args…` detached as service `name`, its output in
     /// `<state>/<name>.log`; records its PID and binary.
     pub fn start(&self, name: &str, program: &Path, args: &[String]) -> Result<u32, String> {
+        self.start_with_env(name, program, args, &[])
+    }
+
+    /// [`Supervisor::start`] with `env` added to the inherited environment.
+    pub fn start_with_env(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, String> {
         let log = std::fs::File::create(self.file(name, "log"))
             .map_err(|e| format!("{name}: log file: {e}"))?;
         let log2 = log
@@ -61,7 +72,11 @@ impl Supervisor {
         std::fs::write(self.file(name, "cmd"), program.to_string_lossy().as_bytes())
             .map_err(|e| format!("{name}: {e}"))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(log).stderr(log2);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
         // SAFETY: setsid is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {

@@ -3,7 +3,9 @@
 //! building): Envoy with the three filters, the book-store upstream, the span
 //! collector, the gRPC collector and Prometheus.
 //!
-//! `stack [up|traffic|status|down] [--rounds N]`. Environment: `ENVOY_BIN`,
+//! `stack [up|traffic|status|down] [--rounds N] [--runtime wasm|dynamic-module]`:
+//! `--runtime dynamic-module` runs the same filters and JSON in the dynamic
+//! module `target/filters/libtelemetry_filters.so`. Environment: `ENVOY_BIN`,
 //! `PROMETHEUS_BIN` (default `prometheus`), `STACK_DIR` (default
 //! `target/stack`), `STACK_PORTS=free` or the `STACK_*_PORT` variables.
 
@@ -11,10 +13,11 @@ use envoy_harness::paths::workspace_root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
-use telemetry_stack::local_config::{self, Ports};
+use telemetry_stack::local_config::{self, Ports, Runtime};
 use telemetry_stack::supervise::{http_ok, tcp_open, Supervisor};
 
-const USAGE: &str = "usage: scripts/stack.sh [up|traffic|status|down] [--rounds N]";
+const USAGE: &str =
+    "usage: scripts/stack.sh [up|traffic|status|down] [--rounds N] [--runtime wasm|dynamic-module]";
 /// Start order; `down` stops them (and a running traffic) in `STOP_ORDER`.
 const SERVICES: [&str; 5] = [
     "bookstore",
@@ -40,9 +43,12 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let cmd = args.next().unwrap_or_else(|| "up".to_string());
     let mut rounds = 30u32;
+    let mut runtime = Runtime::Wasm;
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next().map(|v| v.parse::<u32>())) {
-            ("--rounds", Some(Ok(n))) => rounds = n,
+        let value = args.next().unwrap_or_default();
+        match (a.as_str(), value.parse::<u32>(), Runtime::parse(&value)) {
+            ("--rounds", Ok(n), _) => rounds = n,
+            ("--runtime", _, Some(r)) => runtime = r,
             _ => return usage(),
         }
     }
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
         }
         "status" => status(&sup),
         "traffic" => traffic(&sup, &root, rounds),
-        "up" => up(&sup, &root, rounds),
+        "up" => up(&sup, &root, rounds, runtime),
         _ => return usage(),
     };
     match result {
@@ -163,7 +169,7 @@ fn traffic(sup: &Supervisor, root: &Path, rounds: u32) -> Result<(), String> {
     }
 }
 
-fn up(sup: &Supervisor, root: &Path, rounds: u32) -> Result<(), String> {
+fn up(sup: &Supervisor, root: &Path, rounds: u32, runtime: Runtime) -> Result<(), String> {
     let state = sup.state().to_path_buf();
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
     for s in SERVICES {
@@ -200,14 +206,34 @@ fn up(sup: &Supervisor, root: &Path, rounds: u32) -> Result<(), String> {
     let write = |name: &str, text: &str| {
         std::fs::write(state.join(name), text).map_err(|e| format!("{name}: {e}"))
     };
-    write("envoy.yaml", &envoy_yaml)?;
+    let envoy_env = match runtime {
+        Runtime::Wasm => {
+            write("envoy.yaml", &envoy_yaml)?;
+            Vec::new()
+        }
+        Runtime::DynamicModule => {
+            let module = root.join("target/filters/libtelemetry_filters.so");
+            let dm = local_config::dynamic_module_config(&envoy_yaml, &module)?;
+            for line in &dm.left_out {
+                say(&format!("dynamic module: left out {line}"));
+            }
+            write("envoy.yaml", &dm.envoy)?;
+            dm.env
+        }
+    };
     write("prometheus.yml", &prom_yml)?;
 
     say(&format!(
-        "starting bookstore :{}, collector :{}, grpc-collector :{}, Envoy :{} (admin :{}), Prometheus :{}",
-        p.bookstore, p.collector, p.grpc, p.listen, p.admin, p.prometheus
+        "filters: {} runtime; starting bookstore :{}, collector :{}, grpc-collector :{}, Envoy :{} (admin :{}), Prometheus :{}",
+        runtime.name(),
+        p.bookstore,
+        p.collector,
+        p.grpc,
+        p.listen,
+        p.admin,
+        p.prometheus
     ));
-    if let Err(msg) = start_services(sup, root, p) {
+    if let Err(msg) = start_services(sup, root, p, &envoy_env) {
         eprintln!("{msg}");
         eprintln!("start-up failed; stopping what started");
         sup.stop_all(&STOP_ORDER);
@@ -225,7 +251,12 @@ fn env_path(var: &str, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
-fn start_services(sup: &Supervisor, root: &Path, p: Ports) -> Result<(), String> {
+fn start_services(
+    sup: &Supervisor,
+    root: &Path,
+    p: Ports,
+    envoy_env: &[(String, String)],
+) -> Result<(), String> {
     let state = sup.state();
     let bin = |name: &str| root.join("target/debug").join(name);
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -254,7 +285,7 @@ fn start_services(sup: &Supervisor, root: &Path, p: Ports) -> Result<(), String>
         ]),
     )?;
     let envoy_cfg = state.join("envoy.yaml").to_string_lossy().into_owned();
-    sup.start(
+    sup.start_with_env(
         "envoy",
         &env_path("ENVOY_BIN", "envoy"),
         &s(&[
@@ -270,6 +301,7 @@ fn start_services(sup: &Supervisor, root: &Path, p: Ports) -> Result<(), String>
             "--component-log-level",
             "wasm:info",
         ]),
+        envoy_env,
     )?;
     sup.start(
         "prometheus",
