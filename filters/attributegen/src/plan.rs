@@ -287,7 +287,7 @@ impl Plan {
                         condition: Some(expr),
                         value,
                     } => {
-                        match cel::evaluate(host, expr).map(|r| cel::as_bool(&r)) {
+                        match cel::evaluate(host, expr).map(|r| r.as_bool()) {
                             Ok(Ok(true)) => value,
                             Ok(Ok(false)) => continue,
                             // Istio: an error or a non-bool abandons this

@@ -2,7 +2,6 @@
 
 use crate::config::parse;
 use crate::FILTER_NAME;
-use filter_common::cel;
 use filter_common::host::{Host, HostExpression, LogLevel, MetricId, MetricKind};
 use filter_common::wasm::{self, hostcalls, WasmHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -121,7 +120,7 @@ impl HttpContext for Stream {
         if let Job::HostCel(attributes) = &*self.job {
             for a in attributes {
                 for (expr, value) in &a.arms {
-                    match WasmHost.evaluate(expr).map(|r| cel::as_bool(&r)) {
+                    match WasmHost.evaluate(expr).map(|r| r.as_bool()) {
                         Ok(Ok(true)) => {
                             let _ = WasmHost.set_attribute(&a.output, value.as_bytes());
                             break;

@@ -8,8 +8,11 @@
 //!
 //! Filters compile with [`compile`] and evaluate with [`evaluate`]: an
 //! expression in the subset of [`crate::native_cel`] is then evaluated in the
-//! module (same result, no `expr_evaluate`), everything else by Envoy.
+//! module (same result, no `expr_evaluate`), everything else by Envoy. The
+//! result is a [`CelValue`]: typed when the module computed it, Envoy's
+//! bytes otherwise, read the same way.
 
+pub use crate::cel_value::CelValue;
 use crate::host::{Host, HostError, HostExpression};
 #[cfg(feature = "native-cel")]
 use crate::native_cel::{self, Native, Outcome};
@@ -63,11 +66,15 @@ pub fn compile<H: Host + ?Sized>(host: &H, source: &str) -> Result<Expression, H
 }
 
 /// Evaluates `expr` for the current stream: in the module when it has a
-/// native form (reads go through `host`, so a caching host shares them),
-/// else, or when the native form defers this request, with Envoy's
-/// `expr_evaluate`. The result is serialized as Envoy serializes it; a CEL
-/// runtime error is `InternalFailure`, as from Envoy.
-pub fn evaluate<H: Host + ?Sized>(host: &H, expr: &Expression) -> Result<Vec<u8>, HostError> {
+/// native form (reads go through `host`, so a caching host shares them;
+/// the value is typed, literals borrowed from `expr`), else, or when the
+/// native form defers this request, with the host (Envoy's `expr_evaluate`
+/// gives serialized bytes). A CEL runtime error is `InternalFailure`, as
+/// from Envoy.
+pub fn evaluate<'e, H: Host + ?Sized>(
+    host: &H,
+    expr: &'e Expression,
+) -> Result<CelValue<'e>, HostError> {
     #[cfg(feature = "native-cel")]
     if let Some(native) = &expr.native {
         match native.evaluate(host) {

@@ -211,12 +211,16 @@ impl Host for FakeHost {
             no_release,
         ))
     }
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(
+        &self,
+        expr: &HostExpression,
+    ) -> Result<crate::cel_value::CelValue<'static>, HostError> {
         self.results
             .borrow()
             .get(expr.source())
             .cloned()
             .unwrap_or(Err(HostError::InternalFailure))
+            .map(crate::cel_value::CelValue::from)
     }
     fn define_metric(
         &self,

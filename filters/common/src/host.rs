@@ -157,9 +157,13 @@ pub trait Host {
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Compiles a CEL expression with Envoy's engine (configure time only).
     fn compile(&self, source: &str) -> Result<HostExpression, HostError>;
-    /// Evaluates a compiled expression against the current stream; the raw
-    /// serialized result (decode it with [`crate::cel`]).
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError>;
+    /// Evaluates a compiled expression against the current stream: Envoy's
+    /// serialized result, or a typed value where the host evaluates CEL
+    /// itself (read either with [`crate::cel::CelValue`]'s accessors).
+    fn evaluate(
+        &self,
+        expr: &HostExpression,
+    ) -> Result<crate::cel_value::CelValue<'static>, HostError>;
     /// Defines (or finds, once per VM) a metric at configure time. A
     /// labelled metric is defined once by its name and its label names, in
     /// the order given (`&[]` for a plain metric); each increment or record

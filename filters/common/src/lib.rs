@@ -7,6 +7,7 @@
 
 pub mod attributes;
 pub mod cel;
+pub mod cel_value;
 pub mod config;
 pub mod diagnostics;
 #[cfg(any(test, feature = "test-support"))]

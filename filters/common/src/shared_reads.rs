@@ -239,7 +239,10 @@ impl<H: Host> Host for CachingHost<'_, H> {
         self.host.compile(source)
     }
 
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(
+        &self,
+        expr: &HostExpression,
+    ) -> Result<crate::cel_value::CelValue<'static>, HostError> {
         self.host.evaluate(expr)
     }
 

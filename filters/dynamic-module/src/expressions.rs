@@ -6,12 +6,12 @@
 //! configuration time, naming it and the reason.
 
 use crate::host::DynHost;
+use filter_common::cel::CelValue;
 use filter_common::host::{HostError, HostExpression};
 use std::sync::{Mutex, PoisonError};
 
-/// A compiled program's evaluation against one stream: Envoy's serialized
-/// result bytes, as `expr_evaluate` gives them to Wasm.
-pub type Program = Box<dyn Fn(&DynHost) -> Result<Vec<u8>, HostError> + Send + Sync>;
+/// A compiled program's evaluation against one stream: the typed value.
+pub type Program = Box<dyn Fn(&DynHost) -> Result<CelValue<'static>, HostError> + Send + Sync>;
 
 /// Token of an expression the native subset evaluates (nothing registered).
 const NATIVE_ONLY: u32 = 0;
@@ -40,7 +40,7 @@ pub fn compile_full(source: &str) -> Result<HostExpression, HostError> {
     if unreadable(&program).is_some() {
         return Err(HostError::ParseFailure);
     }
-    let token = register(Box::new(move |host: &DynHost| program.evaluate(host)));
+    let token = register(Box::new(move |host: &DynHost| program.value(host)));
     Ok(HostExpression::new(token, source, release))
 }
 
@@ -116,7 +116,7 @@ fn release(token: u32) {
 
 /// Evaluates a compiled expression: its program, or for a native-only
 /// expression (whose native form deferred this request) `Unimplemented`.
-pub fn evaluate(host: &DynHost, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+pub fn evaluate(host: &DynHost, expr: &HostExpression) -> Result<CelValue<'static>, HostError> {
     let token = expr.token();
     if token == NATIVE_ONLY {
         return Err(HostError::Unimplemented);
@@ -162,10 +162,10 @@ mod tests {
             .map(|n| {
                 std::thread::spawn(move || {
                     (0..50).all(|_| {
-                        let token = register(Box::new(move |_| Ok(vec![n])));
+                        let token = register(Box::new(move |_| Ok(CelValue::Int(n.into()))));
                         let expr = HostExpression::new(token, "x", release);
                         let got = evaluate(&DynHost::for_stream(std::ptr::null_mut()), &expr);
-                        got == Ok(vec![n])
+                        got == Ok(CelValue::Int(n.into()))
                     })
                 })
             })

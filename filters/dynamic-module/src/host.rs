@@ -9,6 +9,7 @@ use crate::abi::{self, EnvoyBuffer, ModuleBuffer};
 use crate::attributes::{self, Kind};
 use crate::metric_table::MetricTable;
 use crate::{expressions, shared_data};
+use filter_common::cel::CelValue;
 use filter_common::host::{Bytes, Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -309,7 +310,7 @@ impl Host for DynHost {
         })
     }
 
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<CelValue<'static>, HostError> {
         expressions::evaluate(self, expr)
     }
 

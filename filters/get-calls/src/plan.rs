@@ -102,6 +102,16 @@ fn put_value(value: &mut String, raw: Option<&[u8]>, max_len: usize) {
     }
 }
 
+/// Writes the label value of a CEL dimension: its result as Envoy
+/// serializes it (a typed result from the module's own evaluation reads
+/// the same), or `unknown` when it failed.
+fn put_cel(value: &mut String, host: &impl Host, expr: &Expression, max_len: usize) {
+    match cel::evaluate(host, expr) {
+        Ok(v) => v.with_serialized(|raw| put_value(value, Some(raw), max_len)),
+        Err(_) => put_value(value, None, max_len),
+    }
+}
+
 /// Longest path read without a heap-allocated segment list.
 const STACK_SEGMENTS: usize = 8;
 
@@ -384,7 +394,7 @@ impl Plan {
 
     fn record(&self, m: &Metric, host: &impl Host) -> bool {
         if let Some(cond) = &m.condition {
-            match cel::evaluate(host, cond).map(|r| cel::as_bool(&r)) {
+            match cel::evaluate(host, cond).map(|r| r.as_bool()) {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => return false,
                 Ok(Err(e)) => return self.runtime_error(host, m, "condition", &e.to_string()),
@@ -400,7 +410,7 @@ impl Plan {
         }
         let amount = match &m.value {
             None => 1,
-            Some(expr) => match cel::evaluate(host, expr).map(|r| cel::as_int(&r)) {
+            Some(expr) => match cel::evaluate(host, expr).map(|r| r.as_int()) {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => return self.runtime_error(host, m, "value", &e.to_string()),
                 Err(e) => {
@@ -455,15 +465,9 @@ impl Plan {
                 Dimension::IstioService(expr) => match istio_service::read(host) {
                     istio_service::Read::Value(v) => put_value(value, Some(&v), max),
                     istio_service::Read::Error => put_value(value, None, max),
-                    istio_service::Read::Fallback => {
-                        let raw = cel::evaluate(host, expr).ok();
-                        put_value(value, raw.as_deref(), max);
-                    }
+                    istio_service::Read::Fallback => put_cel(value, host, expr, max),
                 },
-                Dimension::Cel(expr) => {
-                    let raw = cel::evaluate(host, expr).ok();
-                    put_value(value, raw.as_deref(), max);
-                }
+                Dimension::Cel(expr) => put_cel(value, host, expr, max),
             }
         }
         let values = values.get(..m.dimensions.len()).unwrap_or_default();

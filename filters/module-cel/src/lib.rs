@@ -28,6 +28,7 @@ mod value;
 pub use node::Read;
 pub use value::Type;
 
+use filter_common::cel::CelValue;
 use filter_common::host::{Host, HostError};
 
 /// Longest source compiled, deepest bracket nesting and most operator
@@ -89,18 +90,23 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
 }
 
 impl Program {
-    /// Evaluates against the current stream: the value serialized as
-    /// Envoy's `expr_evaluate` serializes it. A CEL runtime error (e.g. a
-    /// missing attribute) is `InternalFailure`; an input the module cannot
-    /// decide as Envoy would is `Unimplemented`; a host failure is the
-    /// host's error.
-    pub fn evaluate<H: Host + ?Sized>(&self, host: &H) -> Result<Vec<u8>, HostError> {
+    /// Evaluates against the current stream: the typed value. A CEL
+    /// runtime error (e.g. a missing attribute) is `InternalFailure`; an
+    /// input the module cannot decide as Envoy would is `Unimplemented`; a
+    /// host failure is the host's error.
+    pub fn value<H: Host + ?Sized>(&self, host: &H) -> Result<CelValue<'static>, HostError> {
         match eval::eval(&self.root, host) {
-            Ok(v) => Ok(v.serialize()),
+            Ok(v) => Ok(v.into()),
             Err(eval::Fail::Cel) => Err(HostError::InternalFailure),
             Err(eval::Fail::Undecided) => Err(HostError::Unimplemented),
             Err(eval::Fail::Host(e)) => Err(e),
         }
+    }
+
+    /// [`Program::value`] serialized as Envoy's `expr_evaluate` serializes
+    /// it (what the differential test compares).
+    pub fn evaluate<H: Host + ?Sized>(&self, host: &H) -> Result<Vec<u8>, HostError> {
+        self.value(host).map(CelValue::into_bytes)
     }
 
     /// The CEL source text.

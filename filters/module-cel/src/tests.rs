@@ -227,7 +227,10 @@ fn host_failures_are_reported_as_such() {
         fn compile(&self, _: &str) -> Result<filter_common::host::HostExpression, HostError> {
             Err(HostError::Unimplemented)
         }
-        fn evaluate(&self, _: &filter_common::host::HostExpression) -> Result<Vec<u8>, HostError> {
+        fn evaluate(
+            &self,
+            _: &filter_common::host::HostExpression,
+        ) -> Result<filter_common::cel::CelValue<'static>, HostError> {
             Err(HostError::Unimplemented)
         }
         fn define_metric(

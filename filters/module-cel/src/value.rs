@@ -1,6 +1,9 @@
 //! CEL types and values of the evaluated subset, and Envoy's serialization
 //! of a result (`serializeValue` in Envoy's Wasm `context.cc`).
 
+use filter_common::cel::CelValue;
+use std::borrow::Cow;
+
 /// The CEL type of a (sub)expression, known at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -67,6 +70,20 @@ pub enum Value {
     Timestamp(i64),
     /// duration, nanoseconds
     Duration(i64),
+}
+
+impl From<Value> for CelValue<'static> {
+    /// The typed value; timestamps and durations as their nanoseconds
+    /// (Envoy serializes them so).
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Bool(b) => CelValue::Bool(b),
+            Value::Int(n) | Value::Timestamp(n) | Value::Duration(n) => CelValue::Int(n),
+            Value::Uint(n) => CelValue::Uint(n),
+            Value::Double(x) => CelValue::Double(x),
+            Value::Str(s) | Value::Bytes(s) => CelValue::Bytes(Cow::Owned(s)),
+        }
+    }
 }
 
 impl Value {

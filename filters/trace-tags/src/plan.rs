@@ -588,12 +588,12 @@ impl Plan {
     }
 }
 
-fn decode(result: &[u8], ty: ValueType) -> Result<String, cel::DecodeError> {
+fn decode(result: &cel::CelValue<'_>, ty: ValueType) -> Result<String, cel::DecodeError> {
     Ok(match ty {
-        ValueType::String => cel::as_text(result).into_owned(),
-        ValueType::Int => cel::as_int(result)?.to_string(),
-        ValueType::Double => cel::as_double(result)?.to_string(),
-        ValueType::Bool => cel::as_bool(result)?.to_string(),
+        ValueType::String => result.as_text().into_owned(),
+        ValueType::Int => result.as_int()?.to_string(),
+        ValueType::Double => result.as_double()?.to_string(),
+        ValueType::Bool => result.as_bool()?.to_string(),
     })
 }
 

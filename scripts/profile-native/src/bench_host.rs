@@ -96,7 +96,10 @@ impl Host for BenchHost {
         self.count("call_foreign_function", "expr_create");
         Ok(HostExpression::new(1, source, no_release))
     }
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(
+        &self,
+        expr: &HostExpression,
+    ) -> Result<filter_common::cel::CelValue<'static>, HostError> {
         self.count("call_foreign_function", "expr_evaluate");
         // only reached when an expression has no native form
         eprintln!("host CEL evaluation of {:?}", expr.source());

@@ -21,16 +21,18 @@ pub enum Val<'n> {
     Bytes(Cow<'n, [u8]>),
 }
 
-impl Val<'_> {
-    /// Envoy's serialization of the value.
-    pub fn serialize(self) -> Vec<u8> {
-        match self {
-            Val::Bool(b) => vec![u8::from(b)],
-            Val::Int(n) => n.to_le_bytes().to_vec(),
-            Val::Str(s) | Val::Bytes(s) => s.into_owned(),
+impl<'n> From<Val<'n>> for crate::cel_value::CelValue<'n> {
+    fn from(v: Val<'n>) -> Self {
+        use crate::cel_value::CelValue;
+        match v {
+            Val::Bool(b) => CelValue::Bool(b),
+            Val::Int(n) => CelValue::Int(n),
+            Val::Str(s) | Val::Bytes(s) => CelValue::Bytes(s),
         }
     }
+}
 
+impl Val<'_> {
     /// A literal of the compiled form, borrowed.
     fn borrowed(&self) -> Val<'_> {
         match self {

@@ -44,11 +44,10 @@ pub use compile::{compile, SourceShape};
 pub struct Native(eval::Node);
 
 /// What a native evaluation gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The value, serialized as Envoy's `expr_evaluate` serializes it
-    /// (bool: one byte; int: 8 bytes little-endian; string, bytes: raw).
-    Value(Vec<u8>),
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<'n> {
+    /// The value (literals borrowed from the compiled expression).
+    Value(crate::cel_value::CelValue<'n>),
     /// A CEL runtime error (Envoy: `InternalFailure`).
     Error,
     /// Not decided here for this request: ask Envoy.
@@ -57,9 +56,9 @@ pub enum Outcome {
 
 impl Native {
     /// Evaluates against the current stream, reading through `host`.
-    pub fn evaluate<H: Host + ?Sized>(&self, host: &H) -> Outcome {
+    pub fn evaluate<H: Host + ?Sized>(&self, host: &H) -> Outcome<'_> {
         match eval::eval(&self.0, host) {
-            Ok(v) => Outcome::Value(v.serialize()),
+            Ok(v) => Outcome::Value(v.into()),
             Err(eval::Fail::Error) => Outcome::Error,
             Err(eval::Fail::Fallback) => Outcome::Fallback,
         }

@@ -2,6 +2,7 @@
 
 use super::hostcalls;
 use super::metric_table;
+use crate::cel_value::CelValue;
 use crate::host::{Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
 
 /// The host the filter runs in. Zero-sized: state lives in Envoy.
@@ -38,9 +39,9 @@ impl Host for WasmHost {
             .map_err(|_| HostError::InternalFailure)?;
         Ok(HostExpression::new(token, source, release_expression))
     }
-    fn evaluate(&self, expr: &HostExpression) -> Result<Vec<u8>, HostError> {
+    fn evaluate(&self, expr: &HostExpression) -> Result<CelValue<'static>, HostError> {
         hostcalls::call_foreign_function("expr_evaluate", &expr.token().to_le_bytes())
-            .map(Option::unwrap_or_default)
+            .map(|r| CelValue::from(r.unwrap_or_default()))
     }
     fn define_metric(
         &self,
