@@ -4,7 +4,7 @@ use crate::config::{Phase, PluginConfig};
 use crate::templates::{Entry, Template, TemplateGroup};
 use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
-use filter_common::config::{parse_json, ConfigError};
+use filter_common::config::{ConfigError, ConfigSource};
 use filter_common::diagnostics::{log_config_error, Diagnostics};
 use filter_common::host::{Host, LogLevel};
 use filter_common::shared_reads;
@@ -44,13 +44,19 @@ pub struct Plan {
     diagnostics: Diagnostics,
 }
 
+/// [`configure_source`] of raw JSON (a separate filter's configuration).
+pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+    configure_source(ConfigSource::Raw(raw), host)
+}
+
 /// Parses and compiles a configuration, reporting problems through the host
 /// as Istio's attributegen does: a bad configuration never fails the plugin;
 /// it is logged (one line per error, naming the field), counted once in
 /// [`CONFIG_ERRORS`], and yields a plan that produces no attributes.
-pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+pub fn configure_source(source: ConfigSource<'_>, host: &impl Host) -> Plan {
     let diagnostics = Diagnostics::define(host, FILTER_NAME);
-    let compiled = parse_json::<PluginConfig>(raw)
+    let compiled = source
+        .parse::<PluginConfig>()
         .map_err(|e| {
             report(host, &e);
             vec![e]

@@ -58,6 +58,48 @@ pub fn parse_json<T: DeserializeOwned + Default>(raw: Option<&[u8]>) -> Result<T
     Ok(value)
 }
 
+/// A filter's configuration as its runtime hands it over: the raw bytes of
+/// a separate filter, or the filter's section of a document already parsed
+/// (the bundle's), deserialized from there without being written out and
+/// parsed again.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigSource<'a> {
+    /// Raw JSON (`None` or blank: the default configuration).
+    Raw(Option<&'a [u8]>),
+    /// A parsed section (`null`: the default configuration).
+    Section(&'a serde_json::Value),
+}
+
+impl ConfigSource<'_> {
+    /// Deserializes the configuration: errors name the field's path and
+    /// the reason (raw JSON also gives line and column).
+    pub fn parse<T: DeserializeOwned + Default>(self) -> Result<T, ConfigError> {
+        match self {
+            ConfigSource::Raw(raw) => parse_json(raw),
+            ConfigSource::Section(value) => from_value(value),
+        }
+    }
+}
+
+/// Deserializes a parsed JSON value (`null` yields the default value);
+/// errors carry the path of the field and serde's reason.
+pub fn from_value<T: DeserializeOwned + Default>(
+    value: &serde_json::Value,
+) -> Result<T, ConfigError> {
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." || path.is_empty() {
+            "$".to_string()
+        } else {
+            path
+        };
+        ConfigError::new(path, e.into_inner().to_string())
+    })
+}
+
 /// Deserializes a field that protobuf JSON would accept as `null` (meaning
 /// "default"): use with `#[serde(deserialize_with = "nullable")]`.
 pub fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -33,7 +33,9 @@ pub type Jobs = Pipeline<DynHost>;
 /// builds its own copy from the document, as each Wasm VM does.
 pub struct Config {
     id: u64,
-    doc: Vec<u8>,
+    /// The bundle document, parsed once; each worker's jobs deserialize
+    /// their sections from it.
+    doc: serde_json::Value,
     /// Metrics defined in `config_new`.
     metrics: Arc<MetricTable>,
     /// The heartbeat counter of this filter (`filter_name`): one per module
@@ -66,7 +68,7 @@ impl Config {
             }
             map.retain(|_, w| w.alive.strong_count() > 0);
             let host = DynHost::for_worker(Arc::clone(&self.metrics));
-            let jobs = Rc::new(telemetry_bundle::configure(Some(&self.doc), &host));
+            let jobs = Rc::new(telemetry_bundle::configure_value(&self.doc, &host));
             map.insert(
                 self.id,
                 WorkerJobs {
@@ -96,10 +98,17 @@ pub struct Stream {
     pub cache: RequestCache,
 }
 
-/// The bundle document for a `filter_name` and its `filter_config`.
-pub fn bundle_document(filter_name: &str, config: &[u8]) -> Result<Vec<u8>, String> {
+/// The bundle document for a `filter_name` and its `filter_config`, parsed.
+pub fn bundle_document(filter_name: &str, config: &[u8]) -> Result<serde_json::Value, String> {
+    let parse = |bytes: &[u8]| -> Result<serde_json::Value, String> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(serde_json::Value::Null)
+        } else {
+            serde_json::from_slice(bytes).map_err(|e| format!("filter_config: invalid JSON: {e}"))
+        }
+    };
     let section = match filter_name {
-        "telemetry_bundle" => return Ok(config.to_vec()),
+        "telemetry_bundle" => return parse(config),
         "attributegen" | "get_calls" | "trace_tags" => filter_name,
         other => {
             return Err(format!(
@@ -107,15 +116,9 @@ pub fn bundle_document(filter_name: &str, config: &[u8]) -> Result<Vec<u8>, Stri
             ))
         }
     };
-    let value = if config.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice::<serde_json::Value>(config)
-            .map_err(|e| format!("filter_config: invalid JSON: {e}"))?
-    };
     let mut doc = serde_json::Map::new();
-    doc.insert(section.to_owned(), value);
-    Ok(serde_json::Value::Object(doc).to_string().into_bytes())
+    doc.insert(section.to_owned(), parse(config)?);
+    Ok(serde_json::Value::Object(doc))
 }
 
 /// The one line a rejected configuration logs: module, version, filter, why.
@@ -137,7 +140,7 @@ pub fn new_config(envoy: abi::ConfigEnvoyPtr, filter_name: &str, raw: &[u8]) -> 
         }
     };
     let host = DynHost::for_config(envoy);
-    let jobs = telemetry_bundle::configure(Some(&doc), &host);
+    let jobs = telemetry_bundle::configure_value(&doc, &host);
     let define = |name: &str| host.define_metric(MetricKind::Counter, name, &[]).ok();
     let heartbeat = define(&filter_common::heartbeat_metric(filter_name));
     let panics = define(PANICS_METRIC);
@@ -189,11 +192,11 @@ mod tests {
     fn single_filters_become_one_section() {
         assert_eq!(
             bundle_document("attributegen", br#"{"attributes":[]}"#).ok(),
-            Some(br#"{"attributegen":{"attributes":[]}}"#.to_vec())
+            Some(serde_json::json!({"attributegen":{"attributes":[]}}))
         );
         assert_eq!(
             bundle_document("get_calls", b"").ok(),
-            Some(br#"{"get_calls":null}"#.to_vec())
+            Some(serde_json::json!({"get_calls":null}))
         );
         assert!(bundle_document("nope", b"")
             .err()

@@ -4,7 +4,7 @@ use crate::config::{default_metrics, parse_metric, Document, Kind, MetricConfig}
 use crate::{istio_service, FILTER_NAME};
 use filter_common::attributes;
 use filter_common::cel::{self, Expression};
-use filter_common::config::{parse_json, ConfigError};
+use filter_common::config::{ConfigError, ConfigSource};
 use filter_common::diagnostics::Diagnostics;
 use filter_common::host::{Host, LogLevel, MetricKind};
 use filter_common::metrics::{
@@ -154,14 +154,19 @@ pub struct Plan {
     scratch: RefCell<Vec<String>>,
 }
 
+/// [`configure_source`] of raw JSON (a separate filter's configuration).
+pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+    configure_source(ConfigSource::Raw(raw), host)
+}
+
 /// Parses and compiles a configuration. Never fails: an unparseable document
 /// yields no metrics; a bad metric is dropped and the others kept. Every
 /// problem is one WARN line `get_calls: Config Error: <path>: <reason>`
 /// naming the metric, and the configuration counts once in
 /// [`CONFIG_ERRORS`].
-pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+pub fn configure_source(source: ConfigSource<'_>, host: &impl Host) -> Plan {
     let diagnostics = Diagnostics::define(host, FILTER_NAME);
-    let (plan, errors) = compile(raw, host);
+    let (plan, errors) = compile(source, host);
     for e in &errors {
         diagnostics.config_error(host, e);
     }
@@ -188,8 +193,8 @@ pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
 
 /// Parses and compiles, returning the plan of every valid metric and every
 /// error found (all of them, not just the first).
-pub fn compile(raw: Option<&[u8]>, host: &impl Host) -> (Plan, Vec<ConfigError>) {
-    let doc = match parse_json::<Document>(raw) {
+pub fn compile(source: ConfigSource<'_>, host: &impl Host) -> (Plan, Vec<ConfigError>) {
+    let doc = match source.parse::<Document>() {
         Ok(doc) => doc,
         Err(e) => {
             let e = ConfigError::new(e.path, format!("{}; no metrics are recorded", e.reason));

@@ -15,7 +15,7 @@
 //! read at most once per request, and attributegen's output reaches the
 //! others in memory (it is still written to filter state for Envoy).
 
-use filter_common::config::ConfigError;
+use filter_common::config::{ConfigError, ConfigSource};
 use filter_common::diagnostics::Diagnostics;
 use filter_common::host::Host;
 use filter_common::job::Job;
@@ -30,41 +30,50 @@ pub const FILTER_NAME: &str = "telemetry_bundle";
 /// Counter of configuration problems in the bundle's own document.
 pub const CONFIG_ERRORS: &str = "wasm_filter.telemetry_bundle.type.config.error_count";
 
-/// One section's bytes: `None` for `null` (the job's default).
-fn section(doc: &serde_json::Map<String, Value>, key: &str) -> Option<Option<Vec<u8>>> {
-    doc.get(key).map(|v| match v {
-        Value::Null => None,
-        other => Some(other.to_string().into_bytes()),
-    })
-}
-
 /// Parses the document and configures each job with its section. Problems
 /// in a section are the job's own (logged and counted under its name);
 /// problems in the document itself are logged under the bundle's name and
 /// count once ([`filter_common::diagnostics`]). Never fails.
 pub fn configure<H: Host + 'static>(raw: Option<&[u8]>, host: &H) -> Pipeline<H> {
+    match raw.filter(|r| !r.iter().all(u8::is_ascii_whitespace)) {
+        None => configure_with(Ok(&Value::Null), host),
+        Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
+            Ok(doc) => configure_with(Ok(&doc), host),
+            Err(e) => configure_with(
+                Err(ConfigError::new("$", format!("invalid JSON: {e}"))),
+                host,
+            ),
+        },
+    }
+}
+
+/// [`configure`] of a document already parsed (`null`: no job).
+pub fn configure_value<H: Host + 'static>(doc: &Value, host: &H) -> Pipeline<H> {
+    configure_with(Ok(doc), host)
+}
+
+fn configure_with<H: Host + 'static>(doc: Result<&Value, ConfigError>, host: &H) -> Pipeline<H> {
     let diagnostics = Diagnostics::config_only(host, FILTER_NAME);
     let mut problems = 0;
     let mut fail = |e: ConfigError| {
         diagnostics.config_error(host, &e);
         problems += 1;
     };
-    let doc = match raw.filter(|r| !r.iter().all(u8::is_ascii_whitespace)) {
-        None => serde_json::Map::new(),
-        Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => {
-                fail(ConfigError::new(
-                    "$",
-                    "expected a JSON object with sections attributegen, get_calls, trace_tags",
-                ));
-                serde_json::Map::new()
-            }
-            Err(e) => {
-                fail(ConfigError::new("$", format!("invalid JSON: {e}")));
-                serde_json::Map::new()
-            }
-        },
+    let empty = serde_json::Map::new();
+    let doc = match doc {
+        Ok(Value::Object(m)) => m,
+        Ok(Value::Null) => &empty,
+        Ok(_) => {
+            fail(ConfigError::new(
+                "$",
+                "expected a JSON object with sections attributegen, get_calls, trace_tags",
+            ));
+            &empty
+        }
+        Err(e) => {
+            fail(e);
+            &empty
+        }
     };
     for key in doc.keys() {
         if !matches!(key.as_str(), "attributegen" | "get_calls" | "trace_tags") {
@@ -77,14 +86,24 @@ pub fn configure<H: Host + 'static>(raw: Option<&[u8]>, host: &H) -> Pipeline<H>
     diagnostics.count_configuration(host, problems);
     // The order of the separate filters' chain.
     let mut jobs: Vec<Box<dyn Job<H>>> = Vec::new();
-    if let Some(s) = section(&doc, "attributegen") {
-        jobs.push(Box::new(attributegen::plan::configure(s.as_deref(), host)));
+    // Each job deserializes its section of the parsed document.
+    if let Some(s) = doc.get("attributegen") {
+        jobs.push(Box::new(attributegen::plan::configure_source(
+            ConfigSource::Section(s),
+            host,
+        )));
     }
-    if let Some(s) = section(&doc, "trace_tags") {
-        jobs.push(Box::new(trace_tags::plan::configure(s.as_deref(), host)));
+    if let Some(s) = doc.get("trace_tags") {
+        jobs.push(Box::new(trace_tags::plan::configure_source(
+            ConfigSource::Section(s),
+            host,
+        )));
     }
-    if let Some(s) = section(&doc, "get_calls") {
-        jobs.push(Box::new(get_calls::plan::configure(s.as_deref(), host)));
+    if let Some(s) = doc.get("get_calls") {
+        jobs.push(Box::new(get_calls::plan::configure_source(
+            ConfigSource::Section(s),
+            host,
+        )));
     }
     Pipeline::new(jobs)
 }

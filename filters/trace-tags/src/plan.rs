@@ -21,7 +21,7 @@
 use crate::config::{parse_tag, Phase, PluginConfig, TagConfig, ValueType, MAX_VALUE_LENGTH_LIMIT};
 use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
-use filter_common::config::{parse_json, ConfigError};
+use filter_common::config::{ConfigError, ConfigSource};
 use filter_common::diagnostics::Diagnostics;
 use filter_common::host::{Host, HostError, LogLevel};
 
@@ -80,12 +80,17 @@ impl Default for Plan {
     }
 }
 
+/// [`configure_source`] of raw JSON (a separate filter's configuration).
+pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+    configure_source(ConfigSource::Raw(raw), host)
+}
+
 /// Parses and compiles a configuration. Never fails: each problem is logged
 /// once (naming the tag and the field) and counted in [`CONFIG_ERRORS`]; a bad
 /// tag is left out, the others work. An unparseable document yields no tags.
-pub fn configure(raw: Option<&[u8]>, host: &impl Host) -> Plan {
+pub fn configure_source(source: ConfigSource<'_>, host: &impl Host) -> Plan {
     let diagnostics = Diagnostics::define(host, FILTER_NAME);
-    let (mut plan, errors) = match parse_json::<PluginConfig>(raw) {
+    let (mut plan, errors) = match source.parse::<PluginConfig>() {
         Ok(config) => compile(&config, host),
         Err(e) => (Plan::default(), vec![e]),
     };

@@ -672,7 +672,10 @@ fn labels_of(config: &Value) -> Vec<String> {
 fn manifest_configs_compile_and_tags_cover_their_labels() {
     use filter_common::fake::FakeHost;
     let check = |raw: &str| {
-        let (plan, errors) = get_calls::plan::compile(Some(raw.as_bytes()), &FakeHost::new());
+        let (plan, errors) = get_calls::plan::compile(
+            filter_common::config::ConfigSource::Raw(Some(raw.as_bytes())),
+            &FakeHost::new(),
+        );
         assert!(errors.is_empty(), "{raw}: {errors:?}");
         assert!(!plan.is_empty(), "{raw}");
     };
