@@ -30,32 +30,23 @@ impl std::fmt::Display for ConfigError {
 }
 
 /// Parses a JSON plugin configuration. `None` or blank input yields the
-/// default value (Istio sends no bytes for an empty `pluginConfig`). Errors
-/// carry the path of the field and serde's reason with line and column.
+/// default value (Istio sends no bytes for an empty `pluginConfig`). A
+/// syntax error gives serde's reason with line and column; a field of the
+/// wrong shape its JSON path and the reason ([`from_value`]: the document
+/// is parsed once into a `serde_json::Value`, so every configuration type
+/// is deserialized one way, which keeps the modules small).
 pub fn parse_json<T: DeserializeOwned + Default>(raw: Option<&[u8]>) -> Result<T, ConfigError> {
     let raw = match raw {
         Some(bytes) if !bytes.iter().all(u8::is_ascii_whitespace) => bytes,
         _ => return Ok(T::default()),
     };
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." || path.is_empty() {
-            "$".to_string()
-        } else {
-            path
-        };
-        let inner = e.into_inner();
-        let reason = if inner.is_syntax() || inner.is_eof() {
-            format!("invalid JSON: {inner} (the configuration must be JSON; YAML is not accepted)")
-        } else {
-            inner.to_string()
-        };
-        ConfigError::new(path, reason)
+    let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| {
+        ConfigError::new(
+            "$",
+            format!("invalid JSON: {e} (the configuration must be JSON; YAML is not accepted)"),
+        )
     })?;
-    de.end()
-        .map_err(|e| ConfigError::new("$", format!("invalid JSON: trailing characters: {e}")))?;
-    Ok(value)
+    from_value(&value)
 }
 
 /// A filter's configuration as its runtime hands it over: the raw bytes of
