@@ -14,8 +14,11 @@ cd "$ROOT"
 started=$(date +%s)
 stage() { say "$* (at $(( $(date +%s) - started )) s)"; }
 
-apt_install binaryen prometheus
-command -v node >/dev/null || apt_install nodejs
+# Every Debian package the stages need, in one apt-get run (each script
+# still installs what it needs when run alone).
+pkgs=(binaryen prometheus docker-registry skopeo curl)
+command -v node >/dev/null || pkgs+=(nodejs)
+apt_install "${pkgs[@]}"
 ensure_wasm_target
 ensure_envoy
 say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*' | head -n1))"
