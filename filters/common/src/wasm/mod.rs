@@ -15,3 +15,30 @@ mod runtime;
 pub use adapter::{serve, Module};
 pub use host::WasmHost;
 pub use runtime::{init, log_start, Heartbeat, MemoryGauge};
+
+/// Declares a crate's proxy-wasm module: its name and the function that
+/// builds its jobs from the plugin configuration
+/// (`fn(Option<&[u8]>, &WasmHost) -> Pipeline<WasmHost>`); the crate's
+/// version is the module's. Everything else is [`serve`]'s.
+#[macro_export]
+macro_rules! proxy_wasm_module {
+    ($name:expr, $jobs:expr) => {
+        proxy_wasm::main! {{
+            $crate::wasm::serve::<WasmModule>();
+        }}
+
+        struct WasmModule;
+
+        impl $crate::wasm::Module for WasmModule {
+            const NAME: &'static str = $name;
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+            fn configure(
+                raw: Option<&[u8]>,
+                host: &$crate::wasm::WasmHost,
+            ) -> $crate::pipeline::Pipeline<$crate::wasm::WasmHost> {
+                ($jobs)(raw, host)
+            }
+        }
+    };
+}
