@@ -399,33 +399,16 @@ impl Plan {
 
     fn record(&self, m: &Metric, host: &impl Host) -> bool {
         if let Some(cond) = &m.condition {
-            match cel::evaluate(host, cond).map(|r| r.as_bool()) {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => return false,
-                Ok(Err(e)) => return self.runtime_error(host, m, "condition", &e.to_string()),
-                Err(e) => {
-                    return self.runtime_error(
-                        host,
-                        m,
-                        "condition",
-                        &format!("evaluation failed ({e})"),
-                    )
-                }
+            match self.evaluate(host, m, "condition", cond, |v| v.as_bool()) {
+                Some(true) => {}
+                Some(false) | None => return false,
             }
         }
         let amount = match &m.value {
             None => 1,
-            Some(expr) => match cel::evaluate(host, expr).map(|r| r.as_int()) {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return self.runtime_error(host, m, "value", &e.to_string()),
-                Err(e) => {
-                    return self.runtime_error(
-                        host,
-                        m,
-                        "value",
-                        &format!("evaluation failed ({e})"),
-                    )
-                }
+            Some(expr) => match self.evaluate(host, m, "value", expr, |v| v.as_int()) {
+                Some(v) => v,
+                None => return false,
             },
         };
         if amount < 0 || (amount == 0 && m.kind == Kind::Counter) {
@@ -488,6 +471,25 @@ impl Plan {
             Ok(_) => true,
             Err(e) => self.runtime_error(host, m, "record", &format!("host call failed ({e})")),
         }
+    }
+
+    /// Evaluates `m`'s `field` and reads its result as `read` does; a
+    /// failure of either is a runtime error (counted, logged): `None`.
+    fn evaluate<T>(
+        &self,
+        host: &impl Host,
+        m: &Metric,
+        field: &str,
+        expr: &Expression,
+        read: impl FnOnce(&cel::CelValue<'_>) -> Result<T, cel::DecodeError>,
+    ) -> Option<T> {
+        let why = match cel::evaluate(host, expr).map(|v| read(&v)) {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("evaluation failed ({e})"),
+        };
+        self.runtime_error(host, m, field, &why);
+        None
     }
 
     /// Counts and (throttled) logs a failure; returns false (not recorded).
