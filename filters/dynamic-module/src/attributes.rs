@@ -65,6 +65,40 @@ pub enum Lookup {
     Unsupported,
 }
 
+/// Where the module reads a property path from: the one place that maps
+/// the filters' paths to the ABI (the host reads through it; configuration
+/// refuses CEL whose reads are [`Source::Unsupported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'p> {
+    /// Filter state `wasm.<name>` (a bare name: attributegen's output).
+    WasmFilterState(&'p str),
+    /// Filter state by its full key (`filter_state['key']`).
+    FilterState(&'p str),
+    /// The first value of a header (`abi` header type, name).
+    Header(u32, &'p str),
+    /// An attribute by the ABI's id.
+    Attribute(u32, Kind),
+    /// Not readable through the ABI; treated as absent.
+    Absent,
+    /// Not readable through the ABI: an error.
+    Unsupported,
+}
+
+/// Where to read the property at `path`.
+pub fn source<'p>(path: &[&'p str]) -> Source<'p> {
+    match *path {
+        [name] => Source::WasmFilterState(name),
+        ["filter_state", key] => Source::FilterState(key),
+        ["request", "headers", name] => Source::Header(crate::abi::REQUEST_HEADER, name),
+        ["response", "headers", name] => Source::Header(crate::abi::RESPONSE_HEADER, name),
+        _ => match lookup(path) {
+            Lookup::Attribute(id, kind) => Source::Attribute(id, kind),
+            Lookup::Absent => Source::Absent,
+            Lookup::Unsupported => Source::Unsupported,
+        },
+    }
+}
+
 /// How to read the attribute at `path`.
 pub fn lookup(path: &[&str]) -> Lookup {
     let joined = path.join(".");

@@ -50,12 +50,8 @@ pub fn compile_full(source: &str) -> Result<HostExpression, HostError> {
 fn unreadable(program: &module_cel::Program) -> Option<String> {
     program.reads().iter().find_map(|read| {
         let path: Vec<&str> = read.path.iter().map(String::as_str).collect();
-        let readable = matches!(
-            path.as_slice(),
-            [_] | ["filter_state", _] | ["request" | "response", "headers", _]
-        ) || crate::attributes::lookup(&path)
-            != crate::attributes::Lookup::Unsupported;
-        (!readable).then(|| path.join("."))
+        let unreadable = crate::attributes::source(&path) == crate::attributes::Source::Unsupported;
+        unreadable.then(|| path.join("."))
     })
 }
 

@@ -6,7 +6,7 @@
 //! stream (reads, writes, increments).
 
 use crate::abi::{self, EnvoyBuffer, ModuleBuffer};
-use crate::attributes::{self, Kind};
+use crate::attributes::{self, Kind, Source};
 use crate::metric_table::MetricTable;
 use crate::{expressions, shared_data};
 use filter_common::cel::CelValue;
@@ -146,21 +146,17 @@ impl DynHost {
 
     /// The value at `path`, as Envoy lends it.
     fn read(&self, path: &[&str]) -> Result<Option<Raw>, HostError> {
-        match path {
+        match attributes::source(path) {
             // attributegen's output, read back by the other filters.
-            [name] => return with_wasm_key(name, |key| self.filter_state(key)),
-            ["filter_state", key] => return self.filter_state(key.as_bytes()),
-            ["request", "headers", name] => return self.header(abi::REQUEST_HEADER, name),
-            ["response", "headers", name] => return self.header(abi::RESPONSE_HEADER, name),
-            _ => {}
-        }
-        match attributes::lookup(path) {
-            attributes::Lookup::Attribute(id, kind) => self.attribute(id, kind),
-            attributes::Lookup::Absent => {
+            Source::WasmFilterState(name) => with_wasm_key(name, |key| self.filter_state(key)),
+            Source::FilterState(key) => self.filter_state(key.as_bytes()),
+            Source::Header(header_type, name) => self.header(header_type, name),
+            Source::Attribute(id, kind) => self.attribute(id, kind),
+            Source::Absent => {
                 self.stream()?;
                 Ok(None)
             }
-            attributes::Lookup::Unsupported => Err(HostError::Unimplemented),
+            Source::Unsupported => Err(HostError::Unimplemented),
         }
     }
 

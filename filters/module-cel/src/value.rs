@@ -87,20 +87,10 @@ impl From<Value> for CelValue<'static> {
 }
 
 impl Value {
-    /// Envoy's serialization: bool one byte; int, uint, timestamp and
-    /// duration 8 bytes little-endian (nanoseconds for the last two); double
-    /// 8 bytes IEEE-754 little-endian; string and bytes raw.
-    pub fn serialize(self) -> Vec<u8> {
-        match self {
-            Value::Bool(b) => vec![u8::from(b)],
-            Value::Int(n) | Value::Timestamp(n) | Value::Duration(n) => n.to_le_bytes().to_vec(),
-            Value::Uint(n) => n.to_le_bytes().to_vec(),
-            Value::Double(x) => x.to_le_bytes().to_vec(),
-            Value::Str(s) | Value::Bytes(s) => s,
-        }
-    }
-
-    /// Decodes a host property of type `ty` (serialized as above); `None`
+    /// Decodes a host property of type `ty`, serialized as Envoy serializes
+    /// it (bool one byte; int, uint, timestamp and duration 8 bytes
+    /// little-endian, nanoseconds for the last two; double 8 bytes IEEE-754
+    /// little-endian; string and bytes raw: [`CelValue::into_bytes`]); `None`
     /// when the bytes do not have that type's shape.
     pub fn decode(ty: Type, raw: Vec<u8>) -> Option<Value> {
         let eight = |raw: &[u8]| <[u8; 8]>::try_from(raw).ok();
