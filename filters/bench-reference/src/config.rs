@@ -10,6 +10,19 @@ pub struct Config {
     pub empty: bool,
     /// Attributes of the straightforward host-CEL job (attributegen's shape).
     pub host_cel: Vec<Attribute>,
+    /// Request-header reads only (what reading several headers costs).
+    pub reads: Option<Reads>,
+}
+
+/// Request headers read on request headers, one call each or from one read
+/// of the whole map.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Reads {
+    /// Header names.
+    pub headers: Vec<String>,
+    /// Read the whole map once instead of one read per name.
+    pub map: bool,
 }
 
 /// One generated attribute.
@@ -52,6 +65,11 @@ mod tests {
         assert!(parse(Some(b" ")).unwrap().host_cel.is_empty());
         assert!(parse(Some(b"{}")).unwrap().host_cel.is_empty());
         assert!(parse(Some(br#"{"empty":true}"#)).unwrap().empty);
+        let reads = parse(Some(br#"{"reads":{"headers":[":path"],"map":true}}"#))
+            .unwrap()
+            .reads
+            .unwrap();
+        assert!(reads.map && reads.headers == [":path"]);
     }
 
     #[test]

@@ -28,6 +28,8 @@ enum Job {
     Reference(Option<MetricId>),
     /// The straightforward host-CEL attributegen.
     HostCel(Vec<Attribute>),
+    /// Request-header reads only.
+    Reads(crate::config::Reads),
 }
 
 struct Root {
@@ -48,6 +50,10 @@ impl RootContext for Root {
         };
         if config.empty {
             self.job = Rc::new(Job::Empty);
+            return true;
+        }
+        if let Some(reads) = config.reads {
+            self.job = Rc::new(Job::Reads(reads));
             return true;
         }
         if config.host_cel.is_empty() {
@@ -100,6 +106,23 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if let Job::Reads(reads) = &*self.job {
+            let found = if reads.map {
+                let map = self.get_http_request_headers_bytes();
+                reads
+                    .headers
+                    .iter()
+                    .filter(|n| map.iter().any(|(k, _)| k == *n))
+                    .count()
+            } else {
+                reads
+                    .headers
+                    .iter()
+                    .filter(|n| self.get_http_request_header_bytes(n).is_some())
+                    .count()
+            };
+            std::hint::black_box(found);
+        }
         if let Job::Reference(counter) = &*self.job {
             let path = WasmHost.property(&["request", "url_path"]).ok().flatten();
             let method = WasmHost.property(&["request", "method"]).ok().flatten();

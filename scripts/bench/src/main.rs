@@ -41,6 +41,10 @@ pub struct Settings {
     pub out: Option<PathBuf>,
     /// `--quick`.
     pub quick: bool,
+    /// `--mesh-headers`: requests carry a sidecar's usual headers.
+    pub mesh_headers: bool,
+    /// `--before DIR`: each Wasm variant run also with DIR's modules.
+    pub before: Option<PathBuf>,
     /// The command line, for the report.
     pub command: String,
 }
@@ -49,10 +53,12 @@ fn usage() -> ! {
     eprintln!(
         "usage: filter-bench [--quick] [--rounds N] [--load SECS] [--latency SECS] [--rate RPS]\n\
          \x20                   [--only id,id] [--out FILE] [--list] [--hold id] [--calls id,id]\n\
-         \x20                   [--workers id,id]\n\
+         \x20                   [--workers id,id] [--mesh-headers] [--before DIR]\n\
          --hold id: start that variant's Envoy, print its ports and directory, stop on Enter\n\
          --calls ids: host calls per request of those variants (wasm:trace log of 20 requests)\n\
          --workers ids: RSS of those variants and the floor with 1, 2 and 4 workers (per extra worker)\n\
+         --mesh-headers: every request also carries 18 headers an Istio sidecar typically sees\n\
+         --before DIR: every Wasm variant also runs as <id>-before with DIR's modules (a before/after in one run)\n\
          --quick: 1 round, 1 s per figure (smoke test); default: 5 rounds, 5 s load, 3 s latency"
     );
     std::process::exit(2)
@@ -89,6 +95,8 @@ fn parse_args() -> Settings {
         only: Vec::new(),
         out: None,
         quick: false,
+        mesh_headers: false,
+        before: None,
         command: command_line(&args),
     };
     let mut it = args.into_iter();
@@ -106,6 +114,11 @@ fn parse_args() -> Settings {
                 s.warmup = Duration::from_secs(1);
                 s.latency = Duration::from_secs(1);
             }
+            "--mesh-headers" => {
+                s.mesh_headers = true;
+                variants::use_mesh_headers();
+            }
+            "--before" => s.before = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "--rounds" => {
                 s.rounds = it
                     .next()
@@ -171,13 +184,23 @@ fn main() {
         // the floor is always measured: every delta is paired with it
         all.retain(|v| v.id == "floor" || settings.only.iter().any(|o| o == v.id));
     }
+    if let Some(dir) = &settings.before {
+        let before: Vec<_> = all
+            .iter()
+            .filter(|v| !v.modules.is_empty())
+            .map(|v| v.with_modules_of(dir))
+            .collect();
+        all.extend(before);
+    }
     for v in &all {
+        let dir = v
+            .module_dir
+            .clone()
+            .unwrap_or_else(envoy_harness::paths::wasm_dir);
         for m in &v.modules {
-            if !envoy_harness::paths::module(m).is_file() {
-                eprintln!(
-                    "missing module {} (run scripts/build.sh)",
-                    envoy_harness::paths::module(m).display()
-                );
+            let path = dir.join(format!("{m}.wasm"));
+            if !path.is_file() {
+                eprintln!("missing module {} (run scripts/build.sh)", path.display());
                 std::process::exit(2);
             }
         }

@@ -1,7 +1,7 @@
 //! Running one variant once: start, first 200, saturation (CPU per request,
 //! requests/s), fixed-rate latency, memory.
 
-use crate::variants::{self, Variant, PATH, TENANT_HEADER};
+use crate::variants::{self, Variant, PATH};
 use crate::Settings;
 use envoy_harness::Envoy;
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ pub fn run_all(all: &[Variant], s: &Settings) -> Results {
 }
 
 fn run_one(v: &Variant, s: &Settings) -> Result<Sample, String> {
-    let builder = (v.build)(variants::base(true));
+    let builder = v.bootstrap();
     let envoy = builder.start().map_err(|e| e.to_string())?;
     let mut sample = Sample::default();
     // first 200: Envoy is LIVE; the first request may still wait for the
@@ -240,13 +240,21 @@ struct Load {
     errors: u64,
 }
 
+/// `-H name: value` for each of the benchmark's request headers.
+fn header_args() -> Vec<String> {
+    variants::request_headers()
+        .into_iter()
+        .flat_map(|(k, v)| ["-H".to_string(), format!("{k}: {v}")])
+        .collect()
+}
+
 /// `wrk -t1 -cN -dD` on the load CPU; requests/s and errors.
 fn wrk(url: &str, connections: u32, d: Duration) -> Result<Load, String> {
     let out = Command::new("taskset")
         .args(["-c", LOAD_CPU, "wrk", "-t1"])
         .arg(format!("-c{connections}"))
         .arg(format!("-d{}s", d.as_secs().max(1)))
-        .args(["-H", &format!("{}: {}", TENANT_HEADER.0, TENANT_HEADER.1)])
+        .args(header_args())
         .arg(url)
         .output()
         .map_err(|e| format!("wrk: {e} (run through scripts/bench.sh, which installs it)"))?;
@@ -294,7 +302,7 @@ fn h2load(url: &str, rate: u32, d: Duration) -> Result<Latency, String> {
         .arg(format!("-c{clients}"))
         .arg(format!("--rps={}", (rate / clients).max(1)))
         .arg(format!("-D{secs}"))
-        .args(["-H", &format!("{}: {}", TENANT_HEADER.0, TENANT_HEADER.1)])
+        .args(header_args())
         .arg(format!("--log-file={}", log.display()))
         .arg(url)
         .output()
@@ -346,7 +354,7 @@ pub fn hold(id: &str) {
         eprintln!("no variant {id} (see --list)");
         return;
     };
-    match (v.build)(variants::base(true)).start() {
+    match v.bootstrap().start() {
         Ok(envoy) => {
             eprintln!(
                 "{id}: pid {} listener http://127.0.0.1:{}{PATH} admin http://127.0.0.1:{} dir {}\npress Enter to stop",
@@ -371,10 +379,7 @@ pub fn calls(id: &str) {
         eprintln!("no variant {id} (see --list)");
         return;
     };
-    let envoy = match (v.build)(variants::base(true))
-        .component_log_level("wasm:trace")
-        .start()
-    {
+    let envoy = match v.bootstrap().component_log_level("wasm:trace").start() {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{id}: {e}");
@@ -383,9 +388,9 @@ pub fn calls(id: &str) {
     };
     let send = |n: usize| {
         for _ in 0..n {
-            let _ = envoy
-                .request("GET", PATH)
-                .header(TENANT_HEADER.0, TENANT_HEADER.1)
+            let _ = variants::request_headers()
+                .into_iter()
+                .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
                 .send();
         }
     };
@@ -447,11 +452,7 @@ pub fn workers(ids: &[String]) {
         };
         let mut prev: Option<(u32, f64)> = None;
         for (i, &n) in counts.iter().enumerate() {
-            let envoy = match (v.build)(variants::base(true))
-                .concurrency(n)
-                .cpu_affinity(&[0, 1])
-                .start()
-            {
+            let envoy = match v.bootstrap().concurrency(n).cpu_affinity(&[0, 1]).start() {
                 Ok(e) => e,
                 Err(e) => {
                     eprintln!("{id} x{n}: {e}");
@@ -461,9 +462,9 @@ pub fn workers(ids: &[String]) {
             // Many short connections: the kernel spreads them over the
             // workers' listeners.
             for _ in 0..400 {
-                let _ = envoy
-                    .request("GET", PATH)
-                    .header(TENANT_HEADER.0, TENANT_HEADER.1)
+                let _ = variants::request_headers()
+                    .into_iter()
+                    .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
                     .send();
             }
             std::thread::sleep(Duration::from_millis(500));

@@ -278,10 +278,15 @@ pub fn render(all: &[Variant], results: &Results, s: &Settings, m: &Machine) -> 
          the figure to trust. p50/p99: latency at the fixed rate. RSS: `VmRSS` after the runs. Wasm linear memory: Envoy 1.40 has no stat for it, so it is read from \
          `/proc/PID/smaps` (each V8 memory is an 8 GiB reservation with the committed pages just below it): \
          VMs × committed per VM (resident, all VMs). First 200: spawn \
-         of Envoy to the first 200 on the listener. All medians. Request: `GET {}` with `{}: {}`.\n",
+         of Envoy to the first 200 on the listener. All medians. Request: `GET {}` with `{}: {}`{}.\n",
         crate::variants::PATH,
         crate::variants::TENANT_HEADER.0,
-        crate::variants::TENANT_HEADER.1
+        crate::variants::TENANT_HEADER.1,
+        if s.mesh_headers {
+            " and the 18 headers of `--mesh-headers` (`variants::MESH_HEADERS`)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         o,

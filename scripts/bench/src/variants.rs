@@ -16,6 +16,47 @@ pub const PATH: &str = "/reviews/0";
 /// Header the trace-tag variants read.
 pub const TENANT_HEADER: (&str, &str) = ("x-tenant", "acme");
 
+/// What an Istio sidecar's inbound request carries besides the tenant
+/// (`--mesh-headers`): tracing, forwarding and client headers as a browser
+/// behind a gateway sends them, 18 in all with their typical lengths.
+pub const MESH_HEADERS: [(&str, &str); 18] = [
+    ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"),
+    ("accept", "application/json, text/plain, */*"),
+    ("accept-encoding", "gzip, deflate, br"),
+    ("accept-language", "en-US,en;q=0.9"),
+    ("cookie", "session=5f2b8c1e9a7d4e3f; theme=dark; _ga=GA1.2.1234567890.1700000000"),
+    ("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIiwiaXNzIjoibWVzaCJ9.c2lnbmF0dXJl"),
+    ("x-request-id", "0b7f3c6e-1d2a-4e5b-9c8d-7a6b5c4d3e2f"),
+    ("x-forwarded-for", "10.12.3.4, 10.0.0.1"),
+    ("x-forwarded-proto", "https"),
+    ("x-envoy-attempt-count", "1"),
+    ("x-envoy-external-address", "10.12.3.4"),
+    ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+    ("x-b3-spanid", "e457b5a2e4d86bd1"),
+    ("x-b3-parentspanid", "05e3ac9a4f6e3b90"),
+    ("x-b3-sampled", "1"),
+    ("traceparent", "00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01"),
+    ("x-forwarded-client-cert", "By=spiffe://cluster.local/ns/default/sa/reviews;Hash=4a6b1c0f8e2d9a7b3c5e1f0d2a4b6c8e9f1a3b5c7d9e0f2a4b6c8d0e2f4a6b8c;Subject=\"\";URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"),
+    ("x-envoy-peer-metadata-id", "router~10.0.0.1~istio-ingressgateway-5d8f7b9c4-x2k7p.istio-system~istio-system.svc.cluster.local"),
+];
+
+static MESH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sends [`MESH_HEADERS`] with every request from now on (`--mesh-headers`).
+pub fn use_mesh_headers() {
+    let _ = MESH.set(true);
+}
+
+/// The headers every benchmark request carries besides the request line and
+/// `host`: the tenant, and the mesh's with `--mesh-headers`.
+pub fn request_headers() -> Vec<(&'static str, &'static str)> {
+    let mut h = vec![TENANT_HEADER];
+    if MESH.get().copied().unwrap_or(false) {
+        h.extend(MESH_HEADERS);
+    }
+    h
+}
+
 /// One variant.
 pub struct Variant {
     /// Short id (`--only`, table rows).
@@ -23,9 +64,44 @@ pub struct Variant {
     /// What it is.
     pub label: String,
     /// Adds the variant's pieces to the common bootstrap.
-    pub build: Box<dyn Fn(EnvoyBuilder) -> EnvoyBuilder>,
+    pub build: std::rc::Rc<dyn Fn(EnvoyBuilder) -> EnvoyBuilder>,
     /// Module files it loads (for sizes).
     pub modules: Vec<&'static str>,
+    /// Where its Wasm modules come from, when not the built ones
+    /// (`--before DIR`).
+    pub module_dir: Option<std::path::PathBuf>,
+}
+
+impl Variant {
+    /// The variant's bootstrap: the common one plus its pieces, its Wasm
+    /// modules read from [`Variant::module_dir`] when it has one.
+    pub fn bootstrap(&self) -> EnvoyBuilder {
+        let Some(dir) = &self.module_dir else {
+            return (self.build)(base(true));
+        };
+        // The harness resolves a module's path when the filter is declared,
+        // from FILTERS_WASM_DIR; the benchmark's one thread sets it around
+        // that.
+        let saved = std::env::var_os("FILTERS_WASM_DIR");
+        std::env::set_var("FILTERS_WASM_DIR", dir);
+        let builder = (self.build)(base(true));
+        match saved {
+            Some(v) => std::env::set_var("FILTERS_WASM_DIR", v),
+            None => std::env::remove_var("FILTERS_WASM_DIR"),
+        }
+        builder
+    }
+
+    /// The same variant with its Wasm modules from `dir`, as `<id>-before`.
+    pub fn with_modules_of(&self, dir: &std::path::Path) -> Variant {
+        Variant {
+            id: Box::leak(format!("{}-before", self.id).into_boxed_str()),
+            label: format!("{} (modules of {})", self.label, dir.display()),
+            build: std::rc::Rc::clone(&self.build),
+            modules: self.modules.clone(),
+            module_dir: Some(dir.to_path_buf()),
+        }
+    }
 }
 
 fn v(
@@ -37,8 +113,9 @@ fn v(
     Variant {
         id,
         label: label.into(),
-        build: Box::new(build),
+        build: std::rc::Rc::new(build),
         modules,
+        module_dir: None,
     }
 }
 
@@ -291,6 +368,27 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             "trivial reference filter (2 property reads, 1 filter-state write, 1 counter; test-only)",
             vec!["bench_reference"],
             |b| b.filter(Wasm::new("bench_reference")),
+        ),
+        v(
+            "reads-3",
+            "reads :path, :method and x-tenant one at a time on request headers (3 header reads; test-only)",
+            vec!["bench_reference"],
+            |b| {
+                b.filter(Wasm::new("bench_reference").config(
+                    json!({"reads": {"headers": [":path", ":method", "x-tenant"]}}).to_string(),
+                ))
+            },
+        ),
+        v(
+            "reads-map",
+            "reads the same three from one read of the request-header map (test-only)",
+            vec!["bench_reference"],
+            |b| {
+                b.filter(Wasm::new("bench_reference").config(
+                    json!({"reads": {"headers": [":path", ":method", "x-tenant"], "map": true}})
+                        .to_string(),
+                ))
+            },
         ),
         v(
             "ag-templates",

@@ -7,6 +7,10 @@
 //! the benchmark's configurations (as bundle sections), prints the host
 //! calls one request makes, then runs `requests` requests (default 10,000)
 //! in [`profile_requests`], the function callgrind collects.
+//!
+//! `filter-profile --wasm <config>` prints the Wasm module that
+//! configuration runs in and its plugin configuration, tab-separated
+//! (`scripts/profile-v8.sh` drives the shipped module with them).
 
 mod bench_host;
 
@@ -86,8 +90,34 @@ fn profile_requests(
     }
 }
 
+/// The Wasm module a configuration runs in and that module's plugin
+/// configuration (a separate filter's is its bundle section), for
+/// `scripts/profile-v8.sh`.
+fn wasm_module(id: &str, doc: &Value) -> (&'static str, String) {
+    let section = |name: &str| match &doc[name] {
+        Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    match id {
+        "ag-templates" | "ag-cel-bookinfo" => ("attributegen", section("attributegen")),
+        "get-calls" => ("get_calls", section("get_calls")),
+        "trace-tags" => ("trace_tags", section("trace_tags")),
+        _ => ("telemetry_bundle", doc.to_string()),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--wasm") {
+        let id = args.get(1).map_or("bundle", String::as_str);
+        let Some(doc) = config(id) else {
+            eprintln!("unknown configuration {id}");
+            std::process::exit(2);
+        };
+        let (module, config) = wasm_module(id, &doc);
+        println!("{module}\t{config}");
+        return;
+    }
     let id = args.first().map_or("bundle", String::as_str);
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let Some(doc) = config(id) else {
