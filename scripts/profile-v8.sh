@@ -7,7 +7,7 @@
 # V8's calls into the host. Envoy's side of each call is not in it: that is
 # what scripts/bench.sh adds.
 #   scripts/profile-v8.sh                               # bundle, ag-templates
-#   scripts/profile-v8.sh --before /tmp/old bundle      # also DIR's modules, interleaved
+#   scripts/profile-v8.sh --before DIR bundle           # also DIR's modules, interleaved
 #   REQUESTS=500000 scripts/profile-v8.sh get-calls     # requests per run (default 300000)
 # Configurations: scripts/profile-native's (`filter-profile --wasm <id>`).
 # Modules: target/filters (scripts/build.sh). For function names, profile a

@@ -41,8 +41,6 @@ pub struct Settings {
     pub out: Option<PathBuf>,
     /// `--quick`.
     pub quick: bool,
-    /// `--mesh-headers`: requests carry a sidecar's usual headers.
-    pub mesh_headers: bool,
     /// `--before DIR`: each Wasm variant run also with DIR's modules.
     pub before: Option<PathBuf>,
     /// The command line, for the report.
@@ -95,7 +93,6 @@ fn parse_args() -> Settings {
         only: Vec::new(),
         out: None,
         quick: false,
-        mesh_headers: false,
         before: None,
         command: command_line(&args),
     };
@@ -114,10 +111,7 @@ fn parse_args() -> Settings {
                 s.warmup = Duration::from_secs(1);
                 s.latency = Duration::from_secs(1);
             }
-            "--mesh-headers" => {
-                s.mesh_headers = true;
-                variants::use_mesh_headers();
-            }
+            "--mesh-headers" => variants::use_mesh_headers(),
             "--before" => s.before = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "--rounds" => {
                 s.rounds = it
@@ -193,12 +187,8 @@ fn main() {
         all.extend(before);
     }
     for v in &all {
-        let dir = v
-            .module_dir
-            .clone()
-            .unwrap_or_else(envoy_harness::paths::wasm_dir);
         for m in &v.modules {
-            let path = dir.join(format!("{m}.wasm"));
+            let path = v.module_path(m);
             if !path.is_file() {
                 eprintln!("missing module {} (run scripts/build.sh)", path.display());
                 std::process::exit(2);

@@ -240,6 +240,15 @@ struct Load {
     errors: u64,
 }
 
+/// One benchmark request (`GET PATH` with the benchmark's headers); the
+/// answer is not looked at.
+fn send_request(envoy: &Envoy) {
+    let _ = variants::request_headers()
+        .into_iter()
+        .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
+        .send();
+}
+
 /// `-H name: value` for each of the benchmark's request headers.
 fn header_args() -> Vec<String> {
     variants::request_headers()
@@ -388,10 +397,7 @@ pub fn calls(id: &str) {
     };
     let send = |n: usize| {
         for _ in 0..n {
-            let _ = variants::request_headers()
-                .into_iter()
-                .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
-                .send();
+            send_request(&envoy);
         }
     };
     send(5);
@@ -462,10 +468,7 @@ pub fn workers(ids: &[String]) {
             // Many short connections: the kernel spreads them over the
             // workers' listeners.
             for _ in 0..400 {
-                let _ = variants::request_headers()
-                    .into_iter()
-                    .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
-                    .send();
+                send_request(&envoy);
             }
             std::thread::sleep(Duration::from_millis(500));
             let rss = rss_kib(envoy.pid()) as f64 / 1024.0;

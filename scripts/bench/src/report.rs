@@ -282,7 +282,7 @@ pub fn render(all: &[Variant], results: &Results, s: &Settings, m: &Machine) -> 
         crate::variants::PATH,
         crate::variants::TENANT_HEADER.0,
         crate::variants::TENANT_HEADER.1,
-        if s.mesh_headers {
+        if crate::variants::mesh_headers() {
             " and the 18 headers of `--mesh-headers` (`variants::MESH_HEADERS`)"
         } else {
             ""

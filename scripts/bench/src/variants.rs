@@ -47,11 +47,16 @@ pub fn use_mesh_headers() {
     let _ = MESH.set(true);
 }
 
+/// Whether requests carry [`MESH_HEADERS`] (`--mesh-headers`).
+pub fn mesh_headers() -> bool {
+    MESH.get().copied().unwrap_or(false)
+}
+
 /// The headers every benchmark request carries besides the request line and
 /// `host`: the tenant, and the mesh's with `--mesh-headers`.
 pub fn request_headers() -> Vec<(&'static str, &'static str)> {
     let mut h = vec![TENANT_HEADER];
-    if MESH.get().copied().unwrap_or(false) {
+    if mesh_headers() {
         h.extend(MESH_HEADERS);
     }
     h
@@ -90,6 +95,14 @@ impl Variant {
             None => std::env::remove_var("FILTERS_WASM_DIR"),
         }
         builder
+    }
+
+    /// Where the variant's module `name` is read from.
+    pub fn module_path(&self, name: &str) -> std::path::PathBuf {
+        match &self.module_dir {
+            Some(dir) => dir.join(format!("{name}.wasm")),
+            None => envoy_harness::paths::module(name),
+        }
     }
 
     /// The same variant with its Wasm modules from `dir`, as `<id>-before`.
