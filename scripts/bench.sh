@@ -6,10 +6,15 @@
 #   scripts/bench.sh --quick    # smoke: 1 round, ~1 s per figure, report to stdout only
 #   scripts/bench.sh --only ag-templates,bundle --rounds 3   # a subset (the floor always runs)
 #   scripts/bench.sh --list     # the variants
+#   scripts/bench.sh --instructions --only ag-templates,native-lua,native-all,bundle
+#                               # instructions per request under callgrind (load-independent)
 # Needs 2 CPUs (Envoy on CPU 0, load on CPU 1).
 source "$(dirname "$0")/lib.sh"
 
 apt_install wrk nghttp2-client
+case " $* " in
+  *" --instructions "*) apt_install valgrind ;;
+esac
 ensure_envoy
 if [ "${BENCH_SKIP_BUILD:-}" != 1 ]; then
   bash "$ROOT/scripts/build.sh"

@@ -9,6 +9,7 @@
 //! h2load, then runs this).
 
 mod configs;
+mod instructions;
 mod measure;
 mod report;
 mod variants;
@@ -43,6 +44,10 @@ pub struct Settings {
     pub quick: bool,
     /// `--before DIR`: each Wasm variant run also with DIR's modules.
     pub before: Option<PathBuf>,
+    /// `--instructions`: count instructions under callgrind instead of timing.
+    pub instructions: bool,
+    /// Measured requests per variant with `--instructions`.
+    pub requests: usize,
     /// The command line, for the report.
     pub command: String,
 }
@@ -52,11 +57,14 @@ fn usage() -> ! {
         "usage: filter-bench [--quick] [--rounds N] [--load SECS] [--latency SECS] [--rate RPS]\n\
          \x20                   [--only id,id] [--out FILE] [--list] [--hold id] [--calls id,id]\n\
          \x20                   [--workers id,id] [--mesh-headers] [--before DIR]\n\
+         \x20                   [--instructions [--requests N]]\n\
          --hold id: start that variant's Envoy, print its ports and directory, stop on Enter\n\
          --calls ids: host calls per request of those variants (wasm:trace log of 20 requests)\n\
          --workers ids: RSS of those variants and the floor with 1, 2 and 4 workers (per extra worker)\n\
          --mesh-headers: every request also carries 18 headers an Istio sidecar typically sees\n\
          --before DIR: every Wasm variant also runs as <id>-before with DIR's modules (a before/after in one run)\n\
+         --instructions: instead of timing, count the instructions per request of the selected variants under\n\
+         \x20 valgrind's callgrind (load-independent; --requests N measured requests each, default 1000)\n\
          --quick: 1 round, 1 s per figure (smoke test); default: 5 rounds, 5 s load, 3 s latency"
     );
     std::process::exit(2)
@@ -94,6 +102,8 @@ fn parse_args() -> Settings {
         out: None,
         quick: false,
         before: None,
+        instructions: false,
+        requests: 1000,
         command: command_line(&args),
     };
     let mut it = args.into_iter();
@@ -112,6 +122,13 @@ fn parse_args() -> Settings {
                 s.latency = Duration::from_secs(1);
             }
             "--mesh-headers" => variants::use_mesh_headers(),
+            "--instructions" => s.instructions = true,
+            "--requests" => {
+                s.requests = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--before" => s.before = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "--rounds" => {
                 s.rounds = it
@@ -197,6 +214,10 @@ fn main() {
     }
     if !bundle {
         eprintln!("note: no telemetry_bundle.wasm yet; the bundle variant is skipped");
+    }
+    if settings.instructions {
+        instructions::run(&all, settings.requests);
+        return;
     }
     let machine = report::Machine::describe();
     eprintln!(

@@ -242,11 +242,14 @@ struct Load {
 
 /// One benchmark request (`GET PATH` with the benchmark's headers); the
 /// answer is not looked at.
-fn send_request(envoy: &Envoy) {
-    let _ = variants::request_headers()
+/// Sends the benchmark's request once; its status, if it got an answer.
+pub(crate) fn send_request(envoy: &Envoy) -> Option<u16> {
+    variants::request_headers()
         .into_iter()
         .fold(envoy.request("GET", PATH), |r, (k, v)| r.header(k, v))
-        .send();
+        .send()
+        .ok()
+        .map(|r| r.status)
 }
 
 /// `-H name: value` for each of the benchmark's request headers.

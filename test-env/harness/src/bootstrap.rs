@@ -205,6 +205,8 @@ pub struct EnvoyBuilder {
     pub(crate) bootstrap_extra: serde_json::Map<String, Value>,
     pub(crate) downstream_tls: Option<(String, String)>,
     pub(crate) upstream_h2c: Option<u16>,
+    pub(crate) run_under: Vec<String>,
+    pub(crate) ready_timeout: std::time::Duration,
 }
 
 impl Default for EnvoyBuilder {
@@ -227,6 +229,8 @@ impl Default for EnvoyBuilder {
             bootstrap_extra: serde_json::Map::new(),
             downstream_tls: None,
             upstream_h2c: None,
+            run_under: Vec::new(),
+            ready_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -325,6 +329,19 @@ impl EnvoyBuilder {
     /// streams live long enough.
     pub fn upstream_h2c(mut self, port: u16) -> Self {
         self.upstream_h2c = Some(port);
+        self
+    }
+    /// Runs Envoy's binary under this command line (e.g. valgrind with its
+    /// options): the process started is `command… envoy <args>`, with the
+    /// same pid, session and CPU pinning.
+    pub fn run_under(mut self, command: &[&str]) -> Self {
+        self.run_under = command.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// How long [`EnvoyBuilder::start`] waits for Envoy to be ready
+    /// (default 60 s; an Envoy under valgrind needs minutes).
+    pub fn ready_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.ready_timeout = timeout;
         self
     }
     /// Starts Envoy and waits until it is ready.

@@ -69,7 +69,14 @@ impl Envoy {
             .try_clone()
             .map_err(|e| HarnessError(format!("log file: {e}")))?;
         let bin = crate::paths::envoy_bin();
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match builder.run_under.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("-c")
             .arg(&config)
             .args(["--concurrency", &builder.concurrency.to_string()])
@@ -120,7 +127,7 @@ impl Envoy {
             started,
             ready_after: Duration::ZERO,
         };
-        envoy.wait_ready(Duration::from_secs(60))?;
+        envoy.wait_ready(builder.ready_timeout)?;
         envoy.ready_after = started.elapsed();
         Ok(envoy)
     }
