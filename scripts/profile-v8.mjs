@@ -58,6 +58,24 @@ const give = (bytes, retPtr, retLen) => {
   return 0;
 };
 const headers = (t) => (t === 0 ? REQUEST_BYTES : t === 2 ? RESPONSE_BYTES : []);
+// A header map as proxy-wasm serializes it: count, sizes, then each key and
+// value NUL-terminated.
+const serialize = (pairs) => {
+  const size = 4 + 8 * pairs.length + pairs.reduce((n, [k, v]) => n + k.length + v.length + 2, 0);
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, pairs.length, true);
+  let at = 4 + 8 * pairs.length;
+  pairs.forEach(([k, v], i) => {
+    dv.setUint32(4 + 8 * i, k.length, true);
+    dv.setUint32(8 + 8 * i, v.length, true);
+    out.set(enc.encode(k), at);
+    out.set(v, at + k.length + 1);
+    at += k.length + v.length + 2;
+  });
+  return out;
+};
+const MAPS = [serialize(REQUEST_BYTES), new Uint8Array(4), serialize(RESPONSE_BYTES)];
 const metrics = [];
 const env = {
   proxy_get_header_map_value: (t, kp, kn, rp, rn) => {
@@ -65,6 +83,7 @@ const env = {
     const h = headers(t).find(([n]) => n === k);
     return h ? give(h[1], rp, rn) : 1;
   },
+  proxy_get_header_map_pairs: (t, rp, rn) => give(MAPS[t] || MAPS[1], rp, rn),
   proxy_get_property: (pp, pn, rp, rn) => {
     let path = str(pp, pn);
     if (path.endsWith("\0")) path = path.slice(0, -1);

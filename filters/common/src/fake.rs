@@ -29,6 +29,7 @@ pub struct FakeHost {
     span_tags: RefCell<Vec<(String, String)>>,
     spans: std::cell::Cell<bool>,
     native_cel: std::cell::Cell<bool>,
+    header_map: std::cell::Cell<bool>,
 }
 
 fn no_release(_: u32) {}
@@ -50,6 +51,12 @@ impl FakeHost {
         self.headers
             .borrow_mut()
             .insert(name.to_ascii_lowercase(), value.to_vec());
+        self
+    }
+    /// Offers the request headers as one map read too, as the Wasm host
+    /// does ([`Host::request_header_map`]).
+    pub fn offer_header_map(&self) -> &Self {
+        self.header_map.set(true);
         self
     }
     /// Sets what the expression with this source evaluates to.
@@ -179,6 +186,18 @@ impl Host for FakeHost {
             .borrow()
             .get(&name.to_ascii_lowercase())
             .cloned())
+    }
+    fn request_header_map(&self) -> Result<Option<Vec<u8>>, HostError> {
+        if !self.header_map.get() {
+            return Ok(None);
+        }
+        let headers = self.headers.borrow();
+        let mut pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        pairs.sort();
+        Ok(Some(crate::header_map::serialize(&pairs)))
     }
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.headers

@@ -14,6 +14,7 @@ pub mod diagnostics;
 pub mod fake;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod header_map;
 pub mod host;
 pub mod job;
 pub mod metrics;

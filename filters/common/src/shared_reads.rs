@@ -33,6 +33,11 @@ pub struct RequestCache {
     /// Keyed by the lower-cased header name.
     headers: RefCell<Vec<Entry>>,
     attributes: RefCell<Vec<(Box<str>, Bytes)>>,
+    /// This phase's request-header map, when read whole
+    /// ([`RequestCache::read_header_map`]): header misses are answered from it.
+    header_map: RefCell<Option<Vec<u8>>>,
+    /// Header names looked up beyond the cache in this phase.
+    header_misses: Cell<u32>,
     reads: Cell<u32>,
 }
 
@@ -48,6 +53,25 @@ impl RequestCache {
             .borrow_mut()
             .retain(|(k, v)| v.is_some() && fixed_for_the_request(k));
         self.headers.borrow_mut().retain(|(_, v)| v.is_some());
+        self.header_map.replace(None);
+        self.header_misses.set(0);
+    }
+
+    /// Reads the whole request-header map from `host` in one call (where the
+    /// host offers it), so the rest of this phase's header reads are
+    /// answered from it. Headers found absent in it are read again in a
+    /// later phase, as after a single read.
+    pub fn read_header_map<H: Host + ?Sized>(&self, host: &H) {
+        if let Ok(Some(map)) = host.request_header_map() {
+            self.reads.set(self.reads.get().saturating_add(1));
+            self.header_map.replace(Some(map));
+        }
+    }
+
+    /// How many header names this phase looked up beyond the cache (each a
+    /// host read unless a header map answered it).
+    pub fn header_misses(&self) -> u32 {
+        self.header_misses.get()
     }
 
     /// How many reads reached the host (for tests and benchmarks).
@@ -198,7 +222,18 @@ impl<H: Host> Host for CachingHost<'_, H> {
         if let Some(v) = self.cache.header(name) {
             return Ok(v);
         }
-        let value = self.counted(|| self.host.request_header_shared(name))?;
+        let misses = &self.cache.header_misses;
+        misses.set(misses.get().saturating_add(1));
+        let from_map = self
+            .cache
+            .header_map
+            .borrow()
+            .as_deref()
+            .map(|map| crate::header_map::find(map, name).map(Bytes::from));
+        let value = match from_map {
+            Some(v) => v,
+            None => self.counted(|| self.host.request_header_shared(name))?,
+        };
         self.cache
             .headers
             .borrow_mut()
@@ -211,7 +246,12 @@ impl<H: Host> Host for CachingHost<'_, H> {
             .headers
             .borrow_mut()
             .retain(|(k, _)| !same_header(k, name));
+        self.cache.header_map.replace(None);
         self.host.set_request_header(name, value)
+    }
+
+    fn request_header_map(&self) -> Result<Option<Vec<u8>>, HostError> {
+        self.host.request_header_map()
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
@@ -219,6 +259,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
         headers.retain(|(k, _)| !same_header(k, name));
         headers.push((header_key(name), None));
         drop(headers);
+        self.cache.header_map.replace(None);
         self.host.remove_request_header(name)
     }
 

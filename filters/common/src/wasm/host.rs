@@ -20,6 +20,9 @@ impl Host for WasmHost {
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::get_request_header(name)
     }
+    fn request_header_map(&self) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_request_header_map()
+    }
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         hostcalls::set_request_header(name, value)
     }

@@ -35,6 +35,11 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
     fn proxy_replace_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -168,6 +173,20 @@ pub fn get_request_header(name: &str) -> Result<Option<Vec<u8>>, HostError> {
             &mut size,
         )
     };
+    match HostError::check(status) {
+        Ok(()) => Ok(take(data, size)),
+        Err(HostError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads all request headers at once, serialized (see
+/// [`crate::header_map`]); `Ok(None)` when Envoy has no header map here.
+pub fn get_request_header_map() -> Result<Option<Vec<u8>>, HostError> {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: valid out-pointers.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
     match HostError::check(status) {
         Ok(()) => Ok(take(data, size)),
         Err(HostError::NotFound) => Ok(None),
