@@ -576,3 +576,55 @@ fn native_cel_agrees_with_envoys_cel() {
     // Errors abandon their generator and are counted, as in Istio.
     assert!(envoy.stat(RUNTIME_ERRORS).unwrap().unwrap_or(0) > 0);
 }
+
+/// From the second request on, a phase that looked up two or more request
+/// headers reads the whole header map in one call (Envoy's trace log shows
+/// it), and it answers as the single reads did: the operation from `:method`
+/// and `:path`, a query string cut, no match for another method.
+#[test]
+fn request_headers_are_read_as_one_map() {
+    if !envoy_harness::requires_wasm(
+        "request_headers_are_read_as_one_map",
+        "the dynamic module reads Envoy's headers in place; it has no map read",
+    ) {
+        return;
+    }
+    let config = json!({"attributes": [
+        {"output_attribute": "op", "match": [
+            {"value": "GetBook", "template": "GET /shelves/{shelf}/books/{book}"}]}]});
+    let envoy = Envoy::builder()
+        .filter(Wasm::new("attributegen").config(config.to_string()))
+        .log_attribute("op")
+        .component_log_level("wasm:trace")
+        .start()
+        .unwrap();
+    let requests = [
+        ("GET", "/shelves/1/books/2", Some("GetBook")),
+        ("GET", "/shelves/1/books/3?page=2", Some("GetBook")),
+        ("POST", "/shelves/1/books/2", None),
+        ("GET", "/shelves/1", None),
+        ("GET", "/shelves/9/books/9", Some("GetBook")),
+    ];
+    for (method, path, want) in requests {
+        let e = send(&envoy, method, path, 200);
+        match want {
+            Some(w) => assert_eq!(e["attr.op"], w, "{method} {path}: {e}"),
+            None => assert!(e["attr.op"].is_null(), "{method} {path}: {e}"),
+        }
+    }
+    let log = envoy.log();
+    let count = |call: &str| {
+        log.lines()
+            .filter(|l| l.contains("[vm->host]") && l.contains(call) && !l.contains("return:"))
+            .count()
+    };
+    let maps = count("proxy_get_header_map_pairs");
+    assert!(
+        maps >= requests.len() - 1,
+        "one map read per request after the first, got {maps}"
+    );
+    assert!(
+        count("proxy_get_header_map_value") <= 2,
+        "single header reads only in the first request"
+    );
+}
