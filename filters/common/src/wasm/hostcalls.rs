@@ -98,6 +98,16 @@ fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
+/// A read's answer: the buffer the host filled, `None` when the host found
+/// nothing, or the error its status names.
+fn read_result(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+    match HostError::check(status) {
+        Ok(()) => Ok(take(data, size)),
+        Err(HostError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Logs one line; a failing log call is ignored (nothing else can be done).
 pub fn log(level: LogLevel, message: &str) {
     // SAFETY: pointer and length come from a live &str.
@@ -121,11 +131,7 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     let mut size = 0;
     // SAFETY: valid input slice and out-pointers.
     let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
-    match HostError::check(status) {
-        Ok(()) => Ok(take(data, size)),
-        Err(HostError::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_result(status, data, size)
 }
 
 /// Room for a property path on the stack (`xds.cluster_metadata.…` paths
@@ -173,11 +179,7 @@ pub fn get_request_header(name: &str) -> Result<Option<Vec<u8>>, HostError> {
             &mut size,
         )
     };
-    match HostError::check(status) {
-        Ok(()) => Ok(take(data, size)),
-        Err(HostError::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_result(status, data, size)
 }
 
 /// Reads all request headers at once, serialized (see
@@ -187,11 +189,7 @@ pub fn get_request_header_map() -> Result<Option<Vec<u8>>, HostError> {
     let mut size = 0;
     // SAFETY: valid out-pointers.
     let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
-    match HostError::check(status) {
-        Ok(()) => Ok(take(data, size)),
-        Err(HostError::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_result(status, data, size)
 }
 
 /// Sets (replaces) a request header.
