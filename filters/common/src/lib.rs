@@ -44,6 +44,8 @@ pub const HEARTBEAT_NAME: &str = "telemetry_filters_requests_total";
 
 /// Name of a module's heartbeat counter: +1 for every request the module
 /// sees, one counter per module (the bundle counts once for all its jobs).
+/// Wasm modules add their counts on a tick (`wasm::Heartbeat`), so the
+/// counter trails the traffic by up to one tick.
 /// When Envoy serves requests but this stays flat, the module is not running
 /// (e.g. skipped by `FAIL_OPEN` after a VM failure).
 pub fn heartbeat_metric(module: &str) -> String {

@@ -11,6 +11,8 @@
 //! (no joined key per call) and header names bytewise (callers lower-case
 //! them at configure time), and [`Host::property_shared`] /
 //! [`Host::request_header_shared`] hand out the cached [`Bytes`] itself.
+//! Misses allocate no key either: every key of the request is appended to
+//! one buffer ([`Keys`]), which a request allocates once.
 //! [`method`] and [`url_path`] read the request line through it.
 
 use crate::host::{Bytes, Host, HostError, HostExpression, LogLevel, MetricId, MetricKind};
@@ -23,16 +25,78 @@ const FILTER_STATE_PREFIX: &str = "wasm.";
 const SEGMENT_SEPARATOR: u8 = 0;
 
 /// One cached read: its key and the value (`None`: absent when read).
-type Entry = (Box<str>, Option<Bytes>);
+type Entry = (Key, Option<Bytes>);
+
+/// Room for a request's keys, reserved at its first miss: the bundle's
+/// keys (three property paths, three header names, three attribute names)
+/// take about 160 bytes.
+const KEYS_CAPACITY: usize = 256;
+
+/// A key's place in [`Keys`].
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    start: usize,
+    end: usize,
+}
+
+/// Every key of one request's entries, back to back in one buffer: one
+/// allocation per request instead of one per key (entries are never
+/// removed for long enough to make reuse worth it).
+#[derive(Debug, Default)]
+struct Keys(String);
+
+impl Keys {
+    /// The text of `key`.
+    fn get(&self, key: Key) -> &str {
+        self.0.get(key.start..key.end).unwrap_or_default()
+    }
+
+    /// Appends a key written by `write` and returns its place.
+    fn push(&mut self, write: impl FnOnce(&mut String)) -> Key {
+        if self.0.capacity() == 0 {
+            self.0.reserve(KEYS_CAPACITY);
+        }
+        let start = self.0.len();
+        write(&mut self.0);
+        Key {
+            start,
+            end: self.0.len(),
+        }
+    }
+
+    /// `path`'s segments joined with NUL.
+    fn push_path(&mut self, path: &[&str]) -> Key {
+        self.push(|out| {
+            for (i, segment) in path.iter().enumerate() {
+                if i > 0 {
+                    out.push(char::from(SEGMENT_SEPARATOR));
+                }
+                out.push_str(segment);
+            }
+        })
+    }
+
+    /// A header name, lower-cased.
+    fn push_header(&mut self, name: &str) -> Key {
+        self.push(|out| out.extend(name.chars().map(|c| c.to_ascii_lowercase())))
+    }
+
+    /// A name as it is.
+    fn push_name(&mut self, name: &str) -> Key {
+        self.push(|out| out.push_str(name))
+    }
+}
 
 /// Per-request cache of host reads and of attributes written.
 #[derive(Debug, Default)]
 pub struct RequestCache {
-    /// Keyed by the path's segments joined with NUL (built on a miss only).
+    /// The entries' keys.
+    keys: RefCell<Keys>,
+    /// Keyed by the path's segments joined with NUL (written on a miss only).
     properties: RefCell<Vec<Entry>>,
     /// Keyed by the lower-cased header name.
     headers: RefCell<Vec<Entry>>,
-    attributes: RefCell<Vec<(Box<str>, Bytes)>>,
+    attributes: RefCell<Vec<(Key, Bytes)>>,
     /// This phase's request-header map, when read whole
     /// ([`RequestCache::read_header_map`]): header misses are answered from it.
     header_map: RefCell<Option<Vec<u8>>>,
@@ -49,9 +113,10 @@ impl RequestCache {
     /// (`response.grpc_status` is 2, derived from HTTP 200, on response
     /// headers, and the trailers' status in the log phase.)
     pub fn next_phase(&self) {
+        let keys = self.keys.borrow();
         self.properties
             .borrow_mut()
-            .retain(|(k, v)| v.is_some() && fixed_for_the_request(k));
+            .retain(|(k, v)| v.is_some() && fixed_for_the_request(keys.get(*k)));
         self.headers.borrow_mut().retain(|(_, v)| v.is_some());
         self.header_map.replace(None);
         self.header_misses.set(0);
@@ -80,19 +145,47 @@ impl RequestCache {
     }
 
     fn property(&self, path: &[&str]) -> Option<Option<Bytes>> {
+        let keys = self.keys.borrow();
         self.properties
             .borrow()
             .iter()
-            .find(|(k, _)| key_is(k, path))
+            .find(|(k, _)| key_is(keys.get(*k), path))
             .map(|(_, v)| v.clone())
     }
 
     fn header(&self, name: &str) -> Option<Option<Bytes>> {
+        let keys = self.keys.borrow();
         self.headers
             .borrow()
             .iter()
-            .find(|(k, _)| same_header(k, name))
+            .find(|(k, _)| same_header(keys.get(*k), name))
             .map(|(_, v)| v.clone())
+    }
+
+    /// Caches a property read.
+    fn put_property(&self, path: &[&str], value: Option<Bytes>) {
+        let key = self.keys.borrow_mut().push_path(path);
+        self.properties.borrow_mut().push((key, value));
+    }
+
+    /// Caches a header read (or a removal: `None`), replacing what the
+    /// cache had for `name`.
+    fn put_header(&self, name: &str, value: Option<Bytes>, replace: bool) {
+        let mut keys = self.keys.borrow_mut();
+        let mut headers = self.headers.borrow_mut();
+        if replace {
+            headers.retain(|(k, _)| !same_header(keys.get(*k), name));
+        }
+        let key = keys.push_header(name);
+        headers.push((key, value));
+    }
+
+    /// Forgets what the cache had for header `name`.
+    fn forget_header(&self, name: &str) {
+        let keys = self.keys.borrow();
+        self.headers
+            .borrow_mut()
+            .retain(|(k, _)| !same_header(keys.get(*k), name));
     }
 
     fn attribute(&self, path: &[&str]) -> Option<Bytes> {
@@ -103,11 +196,12 @@ impl RequestCache {
             ["filter_state", key] => key.strip_prefix(FILTER_STATE_PREFIX)?,
             _ => return None,
         };
+        let keys = self.keys.borrow();
         self.attributes
             .borrow()
             .iter()
             .rev()
-            .find(|(n, _)| &**n == name)
+            .find(|(n, _)| keys.get(*n) == name)
             .map(|(_, v)| v.clone())
     }
 }
@@ -134,15 +228,6 @@ fn key_is(key: &str, path: &[&str]) -> bool {
 /// then ignoring ASCII case for callers that did not lower-case.
 fn same_header(key: &str, name: &str) -> bool {
     key == name || key.eq_ignore_ascii_case(name)
-}
-
-/// The cache key of a header name: lower-cased.
-fn header_key(name: &str) -> Box<str> {
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        name.to_ascii_lowercase().into()
-    } else {
-        name.into()
-    }
 }
 
 /// Whether a property (its path joined by NUL, as the cache keys it) keeps
@@ -205,11 +290,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
             return Ok(v);
         }
         let value = self.counted(|| self.host.property_shared(path))?;
-        let key = path.join("\0");
-        self.cache
-            .properties
-            .borrow_mut()
-            .push((key.into(), value.clone()));
+        self.cache.put_property(path, value.clone());
         Ok(value)
     }
 
@@ -234,18 +315,12 @@ impl<H: Host> Host for CachingHost<'_, H> {
             Some(v) => v,
             None => self.counted(|| self.host.request_header_shared(name))?,
         };
-        self.cache
-            .headers
-            .borrow_mut()
-            .push((header_key(name), value.clone()));
+        self.cache.put_header(name, value.clone(), false);
         Ok(value)
     }
 
     fn set_request_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
-        self.cache
-            .headers
-            .borrow_mut()
-            .retain(|(k, _)| !same_header(k, name));
+        self.cache.forget_header(name);
         self.cache.header_map.replace(None);
         self.host.set_request_header(name, value)
     }
@@ -255,10 +330,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
-        let mut headers = self.cache.headers.borrow_mut();
-        headers.retain(|(k, _)| !same_header(k, name));
-        headers.push((header_key(name), None));
-        drop(headers);
+        self.cache.put_header(name, None, true);
         self.cache.header_map.replace(None);
         self.host.remove_request_header(name)
     }
@@ -269,10 +341,8 @@ impl<H: Host> Host for CachingHost<'_, H> {
 
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.host.set_attribute(name, value)?;
-        self.cache
-            .attributes
-            .borrow_mut()
-            .push((name.into(), value.into()));
+        let key = self.cache.keys.borrow_mut().push_name(name);
+        self.cache.attributes.borrow_mut().push((key, value.into()));
         Ok(())
     }
 

@@ -23,7 +23,8 @@ use crate::FILTER_NAME;
 use filter_common::cel::{self, Expression};
 use filter_common::config::{ConfigError, ConfigSource};
 use filter_common::diagnostics::Diagnostics;
-use filter_common::host::{Host, HostError, LogLevel};
+use filter_common::host::{Bytes, Host, HostError, LogLevel};
+use std::borrow::Cow;
 
 /// Counter of configuration errors (+1 per error found, per VM).
 pub const CONFIG_ERRORS: &str = "wasm_filter.trace_tags.type.config.error_count";
@@ -268,7 +269,7 @@ fn compile_tag(
             ))
         }
     }
-    let cap = |v: &str| clean(v, plan.max_len);
+    let cap = |v: &str| clean(v, plan.max_len).map(Cow::into_owned);
     let default = t.default.as_deref().and_then(cap);
     let mut phase = Phase::Request;
     let source = if let Some(v) = &t.literal {
@@ -397,8 +398,14 @@ pub fn baggage_encode(value: &str) -> String {
 
 /// Makes a tag value safe: control characters (which no header may carry)
 /// become spaces, then the value is cut to `max` bytes at a character
-/// boundary. Empty means no value.
-pub fn clean(value: &str, max: usize) -> Option<String> {
+/// boundary. Empty means no value. A value that needs neither is borrowed.
+pub fn clean(value: &str, max: usize) -> Option<Cow<'_, str>> {
+    if value.is_empty() {
+        return None;
+    }
+    if value.len() <= max && !value.chars().any(char::is_control) {
+        return Some(Cow::Borrowed(value));
+    }
     let mut out = String::with_capacity(value.len().min(max));
     for c in value.chars() {
         let c = if c.is_control() { ' ' } else { c };
@@ -407,7 +414,7 @@ pub fn clean(value: &str, max: usize) -> Option<String> {
         }
         out.push(c);
     }
-    (!out.is_empty()).then_some(out)
+    (!out.is_empty()).then_some(Cow::Owned(out))
 }
 
 impl Plan {
@@ -435,21 +442,22 @@ impl Plan {
         }
         let mut baggage = Vec::new();
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Request) {
-            let value = self.value(tag, host);
-            self.write_filter_state(tag, value.as_deref(), host);
-            self.write_span_tag(tag, value.as_deref(), host);
-            if let (Some(h), Some(v)) = (&tag.header, &value) {
-                if let Err(e) = host.set_request_header(h, v.as_bytes()) {
-                    self.runtime_error(
-                        host,
-                        &tag.name,
-                        &format!("writing header {h} failed ({e})"),
-                    );
+            self.with_value(tag, host, |value| {
+                self.write_filter_state(tag, value, host);
+                self.write_span_tag(tag, value, host);
+                if let (Some(h), Some(v)) = (&tag.header, value) {
+                    if let Err(e) = host.set_request_header(h, v.as_bytes()) {
+                        self.runtime_error(
+                            host,
+                            &tag.name,
+                            &format!("writing header {h} failed ({e})"),
+                        );
+                    }
                 }
-            }
-            if let (true, Some(v)) = (tag.baggage, value) {
-                baggage.push((tag.name.as_str(), v));
-            }
+                if let (true, Some(v)) = (tag.baggage, value) {
+                    baggage.push((tag.name.as_str(), v.to_string()));
+                }
+            });
         }
         if !self.baggage_keys.is_empty() {
             self.write_baggage(&baggage, host);
@@ -505,61 +513,68 @@ impl Plan {
     /// last chance.
     pub fn on_response(&self, host: &impl Host) {
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Response) {
-            let value = self.value(tag, host);
-            self.write_filter_state(tag, value.as_deref(), host);
-            self.write_span_tag(tag, value.as_deref(), host);
+            self.with_value(tag, host, |value| {
+                self.write_filter_state(tag, value, host);
+                self.write_span_tag(tag, value, host);
+            });
         }
     }
 
-    /// The tag's value from its source, cleaned, else its default.
-    fn value(&self, tag: &Tag, host: &impl Host) -> Option<String> {
-        let raw = match &tag.source {
-            Source::Fixed(v) => return v.clone().or_else(|| tag.default.clone()),
-            Source::Header(name) => match host.request_header_shared(name) {
-                Ok(v) => v.and_then(|b| clean(&cel::as_text(&b), self.max_len)),
-                Err(e) => {
-                    self.runtime_error(
-                        host,
-                        &tag.name,
-                        &format!("reading header {name} failed ({e})"),
-                    );
-                    None
-                }
-            },
-            Source::Attribute(key) => match host.property_shared(&["filter_state", key]) {
-                Ok(v) => v.and_then(|b| clean(&cel::as_text(&b), self.max_len)),
-                Err(e) => {
-                    self.runtime_error(
-                        host,
-                        &tag.name,
-                        &format!("reading filter state {key} failed ({e})"),
-                    );
-                    None
-                }
-            },
-            Source::Expression(expr, ty) => match cel::evaluate(host, expr) {
-                Ok(r) => match decode(&r, *ty) {
-                    Ok(v) => clean(&v, self.max_len),
+    /// Calls `use_value` with the tag's value from its source, cleaned, else
+    /// its default (borrowed where it needs no change).
+    fn with_value<R>(
+        &self,
+        tag: &Tag,
+        host: &impl Host,
+        use_value: impl FnOnce(Option<&str>) -> R,
+    ) -> R {
+        let (raw, result, text);
+        let value = match &tag.source {
+            Source::Fixed(v) => v.as_deref().map(Cow::Borrowed),
+            Source::Header(_) | Source::Attribute(_) => {
+                raw = self.raw_value(tag, host);
+                text = raw.as_deref().map(cel::as_text);
+                text.as_deref().and_then(|t| clean(t, self.max_len))
+            }
+            Source::Expression(expr, ty) => {
+                result = match cel::evaluate(host, expr) {
+                    Ok(r) => Some(r),
                     Err(e) => {
-                        self.runtime_error(
-                            host,
-                            &tag.name,
-                            &format!("expression {:?}: {e}", expr.source()),
-                        );
+                        let why =
+                            format!("expression {:?} failed to evaluate ({e})", expr.source());
+                        self.runtime_error(host, &tag.name, &why);
                         None
                     }
-                },
-                Err(e) => {
-                    self.runtime_error(
-                        host,
-                        &tag.name,
-                        &format!("expression {:?} failed to evaluate ({e})", expr.source()),
-                    );
-                    None
-                }
-            },
+                };
+                text = result.as_ref().and_then(|r| match decode(r, *ty) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        let why = format!("expression {:?}: {e}", expr.source());
+                        self.runtime_error(host, &tag.name, &why);
+                        None
+                    }
+                });
+                text.as_deref().and_then(|t| clean(t, self.max_len))
+            }
         };
-        raw.or_else(|| tag.default.clone())
+        use_value(value.as_deref().or(tag.default.as_deref()))
+    }
+
+    /// A header or attribute tag's raw value (`None` for other sources).
+    fn raw_value(&self, tag: &Tag, host: &impl Host) -> Option<Bytes> {
+        let (what, read) = match &tag.source {
+            Source::Header(name) => (("header", name), host.request_header_shared(name)),
+            Source::Attribute(key) => (
+                ("filter state", key),
+                host.property_shared(&["filter_state", key]),
+            ),
+            Source::Fixed(_) | Source::Expression(..) => return None,
+        };
+        read.unwrap_or_else(|e| {
+            let why = format!("reading {} {} failed ({e})", what.0, what.1);
+            self.runtime_error(host, &tag.name, &why);
+            None
+        })
     }
 
     fn write_filter_state(&self, tag: &Tag, value: Option<&str>, host: &impl Host) {
@@ -593,12 +608,15 @@ impl Plan {
     }
 }
 
-fn decode(result: &cel::CelValue<'_>, ty: ValueType) -> Result<String, cel::DecodeError> {
+fn decode<'r>(
+    result: &'r cel::CelValue<'_>,
+    ty: ValueType,
+) -> Result<Cow<'r, str>, cel::DecodeError> {
     Ok(match ty {
-        ValueType::String => result.as_text().into_owned(),
-        ValueType::Int => result.as_int()?.to_string(),
-        ValueType::Double => result.as_double()?.to_string(),
-        ValueType::Bool => result.as_bool()?.to_string(),
+        ValueType::String => result.as_text(),
+        ValueType::Int => Cow::Owned(result.as_int()?.to_string()),
+        ValueType::Double => Cow::Owned(result.as_double()?.to_string()),
+        ValueType::Bool => Cow::Owned(result.as_bool()?.to_string()),
     })
 }
 
@@ -799,6 +817,7 @@ mod tests {
         assert_eq!(clean("héllo", 2).as_deref(), Some("h")); // é is 2 bytes
         assert_eq!(clean("a\r\nb\0", 10).as_deref(), Some("a  b "));
         assert_eq!(clean("", 10), None);
+        assert!(matches!(clean("as is", 5), Some(Cow::Borrowed("as is"))));
         let host = FakeHost::new();
         let p = plan(
             &host,

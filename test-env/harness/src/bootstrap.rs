@@ -533,6 +533,11 @@ pub fn bundle_mode() -> bool {
     std::env::var("TELEMETRY_BUNDLE").is_ok_and(|v| v == "1")
 }
 
+/// How long after a request a Wasm module's heartbeat counts it: the module
+/// adds the requests it saw on its root context's tick (every 2 s), so a
+/// request shows within one tick; the rest is margin for a loaded machine.
+pub const HEARTBEAT_FLUSH: std::time::Duration = std::time::Duration::from_millis(3000);
+
 /// Envoy's name of the heartbeat counter that counts `filter`'s requests:
 /// one per module, so the bundle's own when `TELEMETRY_BUNDLE=1` merges the
 /// project's filters into it (`filter_common::heartbeat_metric`).

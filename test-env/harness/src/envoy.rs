@@ -271,6 +271,30 @@ impl Envoy {
             .and_then(|s| s["value"].as_u64()))
     }
 
+    /// Polls [`Envoy::stat`] (a missing stat reads 0) until `want` holds;
+    /// the last value read is in the error. For counters a module adds on
+    /// its tick, such as the heartbeat ([`crate::HEARTBEAT_FLUSH`]).
+    pub fn wait_for_stat(
+        &self,
+        name: &str,
+        timeout: Duration,
+        want: impl Fn(u64) -> bool,
+    ) -> Result<u64> {
+        let mut last = Ok(0);
+        let found = crate::process::poll(timeout, Duration::from_millis(50), || {
+            last = self.stat(name).map(Option::unwrap_or_default);
+            match &last {
+                Ok(v) if want(*v) => Some(*v),
+                _ => None,
+            }
+        });
+        match (found, last) {
+            (Some(v), _) => Ok(v),
+            (None, Ok(v)) => err(format!("{name} is {v} after {timeout:?}")),
+            (None, Err(e)) => Err(e),
+        }
+    }
+
     /// The `/stats/prometheus` page.
     /// With `DYNAMIC_MODULE=1`, metric names as a Prometheus scrape with the
     /// README's relabel rule gives them

@@ -39,6 +39,12 @@ fn heartbeat(envoy: &Envoy) -> u64 {
     envoy.stat(HEARTBEAT).unwrap().unwrap_or(0)
 }
 
+/// The heartbeat once every request sent so far has had time to show in it.
+fn settled_heartbeat(envoy: &Envoy) -> u64 {
+    std::thread::sleep(envoy_harness::HEARTBEAT_FLUSH);
+    heartbeat(envoy)
+}
+
 #[test]
 fn fail_closed_fails_every_request_until_the_next_config() {
     for policy in [Some("FAIL_CLOSED"), None] {
@@ -71,15 +77,21 @@ fn fail_closed_fails_every_request_until_the_next_config() {
 fn fail_open_skips_the_filter_and_the_heartbeat_shows_it() {
     let envoy = start(Some("FAIL_OPEN"));
     assert_eq!(send(&envoy, false).0, 200);
-    assert_eq!(heartbeat(&envoy), 1);
+    envoy
+        .wait_for_stat(HEARTBEAT, envoy_harness::HEARTBEAT_FLUSH, |n| n == 1)
+        .unwrap();
     let (code, details, _) = send(&envoy, true);
     assert_eq!((code, details.as_str()), (503, "wasm_fail_stream"));
-    let beats = heartbeat(&envoy);
+    let beats = settled_heartbeat(&envoy);
     for _ in 0..5 {
         // traffic flows, but telemetry is silently lost
         assert_eq!(send(&envoy, false), (200, "via_upstream".into(), None));
     }
-    assert_eq!(heartbeat(&envoy), beats, "the filter no longer runs");
+    assert_eq!(
+        settled_heartbeat(&envoy),
+        beats,
+        "the filter no longer runs"
+    );
     // the critical log line says why
     envoy
         .wait_for_log("[critical][wasm]", Duration::from_secs(5))

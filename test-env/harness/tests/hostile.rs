@@ -39,14 +39,18 @@ fn beats(envoy: &Envoy) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sends one raw request; returns (status, reached the filters).
+/// Sends one raw request; returns (status, reached the filters): the
+/// heartbeat counts it within [`envoy_harness::HEARTBEAT_FLUSH`].
 fn raw(envoy: &Envoy, head: &[u8]) -> (u16, bool) {
     let before = beats(envoy);
     let mut req = head.to_vec();
     req.extend_from_slice(b"host: test\r\nconnection: close\r\n\r\n");
     let (status, _) = envoy.raw_request(&req).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    (status, beats(envoy) > before)
+    let heartbeat = envoy_harness::heartbeat_stat("attributegen");
+    let reached = envoy
+        .wait_for_stat(&heartbeat, envoy_harness::HEARTBEAT_FLUSH, |n| n > before)
+        .is_ok();
+    (status, reached)
 }
 
 #[test]
@@ -192,7 +196,10 @@ fn ten_thousand_distinct_paths() {
         .collect();
     let ok: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(ok, n);
-    assert_eq!(beats(&envoy), n);
+    let heartbeat = envoy_harness::heartbeat_stat("attributegen");
+    envoy
+        .wait_for_stat(&heartbeat, envoy_harness::HEARTBEAT_FLUSH, |b| b == n)
+        .unwrap();
     let log = envoy
         .wait_access_log_len(n as usize, std::time::Duration::from_secs(20))
         .unwrap();

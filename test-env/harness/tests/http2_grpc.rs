@@ -547,7 +547,8 @@ fn server_streaming_call_held_open_while_other_calls_flow() {
     );
     // Every filter saw the stream's request headers already.
     for h in heartbeats() {
-        assert_eq!(stat(&s.envoy, &h), 61, "{h}");
+        let flush = envoy_harness::HEARTBEAT_FLUSH;
+        s.envoy.wait_for_stat(&h, flush, |n| n == 61).unwrap();
     }
 
     s.upstream.release();
@@ -735,7 +736,8 @@ fn istio_grpc_status_vector_over_http2() {
 fn hostile_http2_inputs_never_trap_a_vm() {
     let s = start(ATTRIBUTEGEN, false, false);
     let mut report = Vec::new();
-    let beats = |s: &Setup| stat(&s.envoy, &heartbeats()[0]);
+    let heartbeat = &heartbeats()[0];
+    let beats = |s: &Setup| stat(&s.envoy, heartbeat);
 
     // Header lists: (name, request, reaches the filters).
     let many = |n: usize, len: usize| {
@@ -765,8 +767,11 @@ fn hostile_http2_inputs_never_trap_a_vm() {
         let before = beats(&s);
         // A connection of its own: Envoy's codec may close it.
         let result = H2Client::h2c(s.envoy.port()).and_then(|c| c.send(req));
-        std::thread::sleep(Duration::from_millis(50));
-        let reached = beats(&s) > before;
+        // The heartbeat counts what reached the filters within a tick.
+        let reached = s
+            .envoy
+            .wait_for_stat(heartbeat, envoy_harness::HEARTBEAT_FLUSH, |n| n > before)
+            .is_ok();
         let outcome = match &result {
             Ok(r) => format!("status {} grpc-status {:?}", r.status, r.grpc_status()),
             Err(e) => format!("error {e}"),
@@ -856,6 +861,7 @@ fn hostile_http2_inputs_never_trap_a_vm() {
         "get-calls counts every stream Envoy logged"
     );
     // Heartbeats agree across filters (each saw the same request headers).
+    std::thread::sleep(envoy_harness::HEARTBEAT_FLUSH);
     let hb: Vec<u64> = heartbeats().iter().map(|h| stat(&s.envoy, h)).collect();
     report.push(format!("heartbeats {hb:?}"));
     assert!(hb.iter().all(|x| *x == hb[0]), "{hb:?}");

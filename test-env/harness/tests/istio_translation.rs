@@ -247,6 +247,8 @@ fn assert_outputs(
     if !headers_variant {
         assert_eq!(span.tag("response_class"), Some("ok"), "{what}: {span:?}");
     }
+    // The heartbeats count the request on the modules' next tick.
+    std::thread::sleep(envoy_harness::HEARTBEAT_FLUSH);
     let prom = envoy.prometheus().unwrap();
     let series = "istio_get_calls{destination_service=\"upstream\",request_operation=\"GetReview\",response_code=\"200\"} 1";
     assert!(prom.contains(series), "{what}: no {series} in\n{prom}");

@@ -138,11 +138,10 @@ fn soak_all_three_filters() {
         Some(total)
     );
     for filter in ["attributegen", "trace_tags", "get_calls"] {
-        assert_eq!(
-            envoy.stat(&envoy_harness::heartbeat_stat(filter)).unwrap(),
-            Some(total),
-            "{filter} heartbeat"
-        );
+        let heartbeat = envoy_harness::heartbeat_stat(filter);
+        let flush = envoy_harness::HEARTBEAT_FLUSH;
+        let beats = envoy.wait_for_stat(&heartbeat, flush, |n| n == total);
+        assert_eq!(beats.ok(), Some(total), "{filter} heartbeat");
     }
     // Wasm stat names carry their labels (Istio's tag encoding, ending in the
     // metric name); the module's labels are stat tags, so its series are

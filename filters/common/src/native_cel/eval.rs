@@ -5,10 +5,13 @@ use super::attributes::{self, Attribute, Kind};
 use super::cmp::Cmp;
 use super::pattern::Pattern;
 use crate::host::Host;
+use crate::shared_reads::SharedPrefix;
 use std::borrow::Cow;
 
 /// A CEL value of the supported subset. Strings and bytes borrow the
-/// compiled literals they come from, so evaluating one copies nothing.
+/// compiled literals they come from and share the values the request's
+/// read cache holds, so evaluating one copies nothing until `+` builds a
+/// new string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Val<'n> {
     /// bool
@@ -16,9 +19,75 @@ pub enum Val<'n> {
     /// int
     Int(i64),
     /// string (kept as bytes: CEL compares strings bytewise)
-    Str(Cow<'n, [u8]>),
+    Str(Text<'n>),
     /// bytes
-    Bytes(Cow<'n, [u8]>),
+    Bytes(Text<'n>),
+}
+
+/// The bytes of a string or bytes value.
+#[derive(Debug, Clone)]
+pub enum Text<'n> {
+    /// A literal of the compiled form.
+    Borrowed(&'n [u8]),
+    /// A value the host gave (an attribute or header, or a prefix of one).
+    Shared(SharedPrefix),
+    /// Built by the evaluation (or a literal, in the compiled form).
+    Owned(Vec<u8>),
+}
+
+/// Room reserved when `+` starts a new string beyond the two operands, so a
+/// chain (`a + ' ' + b`) grows in place.
+const CONCAT_SLACK: usize = 32;
+
+impl<'n> Text<'n> {
+    /// `self` followed by `tail`.
+    fn concat(self, tail: &[u8]) -> Text<'n> {
+        let mut out = match self {
+            Text::Owned(v) => v,
+            other => {
+                let mut v = Vec::with_capacity(other.len() + tail.len() + CONCAT_SLACK);
+                v.extend_from_slice(&other);
+                v
+            }
+        };
+        out.extend_from_slice(tail);
+        Text::Owned(out)
+    }
+
+    /// As a `Cow` (a shared value is copied).
+    fn into_cow(self) -> Cow<'n, [u8]> {
+        match self {
+            Text::Borrowed(b) => Cow::Borrowed(b),
+            Text::Shared(s) => Cow::Owned(s.as_bytes().to_vec()),
+            Text::Owned(v) => Cow::Owned(v),
+        }
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Text::Borrowed(b) => b,
+            Text::Shared(s) => s.as_bytes(),
+            Text::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Text<'_> {}
+
+impl From<Vec<u8>> for Text<'_> {
+    fn from(v: Vec<u8>) -> Self {
+        Text::Owned(v)
+    }
 }
 
 impl<'n> From<Val<'n>> for crate::cel_value::CelValue<'n> {
@@ -27,7 +96,7 @@ impl<'n> From<Val<'n>> for crate::cel_value::CelValue<'n> {
         match v {
             Val::Bool(b) => CelValue::Bool(b),
             Val::Int(n) => CelValue::Int(n),
-            Val::Str(s) | Val::Bytes(s) => CelValue::Bytes(s),
+            Val::Str(s) | Val::Bytes(s) => CelValue::Bytes(s.into_cow()),
         }
     }
 }
@@ -38,8 +107,8 @@ impl Val<'_> {
         match self {
             Val::Bool(b) => Val::Bool(*b),
             Val::Int(n) => Val::Int(*n),
-            Val::Str(s) => Val::Str(Cow::Borrowed(s)),
-            Val::Bytes(b) => Val::Bytes(Cow::Borrowed(b)),
+            Val::Str(s) => Val::Str(Text::Borrowed(s)),
+            Val::Bytes(b) => Val::Bytes(Text::Borrowed(b)),
         }
     }
 }
@@ -86,8 +155,8 @@ pub fn eval<'n, H: Host + ?Sized>(node: &'n Node, host: &H) -> Res<'n> {
         Node::Attr(a) => {
             let raw = attributes::read(&a.source, host).ok_or(Fail::Error)?;
             match a.kind {
-                Kind::Str => Ok(Val::Str(raw.as_bytes().to_vec().into())),
-                Kind::Bytes => Ok(Val::Bytes(raw.as_bytes().to_vec().into())),
+                Kind::Str => Ok(Val::Str(Text::Shared(raw))),
+                Kind::Bytes => Ok(Val::Bytes(Text::Shared(raw))),
                 Kind::Int => <[u8; 8]>::try_from(raw.as_bytes())
                     .map(|b| Val::Int(i64::from_le_bytes(b)))
                     .map_err(|_| Fail::Fallback),
@@ -108,7 +177,7 @@ pub fn eval<'n, H: Host + ?Sized>(node: &'n Node, host: &H) -> Res<'n> {
             let (l, r) = (eval(l, host)?, eval(r, host)?);
             let order = match (&l, &r) {
                 (Val::Int(a), Val::Int(b)) => a.cmp(b),
-                (Val::Str(a), Val::Str(b)) | (Val::Bytes(a), Val::Bytes(b)) => a.cmp(b),
+                (Val::Str(a), Val::Str(b)) | (Val::Bytes(a), Val::Bytes(b)) => (**a).cmp(&**b),
                 (Val::Bool(a), Val::Bool(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => a.cmp(b),
                 // Mixed types: Envoy's answer depends on its CEL options.
                 _ => return Err(Fail::Fallback),
@@ -125,14 +194,8 @@ pub fn eval<'n, H: Host + ?Sized>(node: &'n Node, host: &H) -> Res<'n> {
         }
         Node::Add(l, r) => match (eval(l, host)?, eval(r, host)?) {
             (Val::Int(a), Val::Int(b)) => a.checked_add(b).map(Val::Int).ok_or(Fail::Error),
-            (Val::Str(mut a), Val::Str(b)) => {
-                a.to_mut().extend_from_slice(&b);
-                Ok(Val::Str(a))
-            }
-            (Val::Bytes(mut a), Val::Bytes(b)) => {
-                a.to_mut().extend_from_slice(&b);
-                Ok(Val::Bytes(a))
-            }
+            (Val::Str(a), Val::Str(b)) => Ok(Val::Str(a.concat(&b))),
+            (Val::Bytes(a), Val::Bytes(b)) => Ok(Val::Bytes(a.concat(&b))),
             _ => Err(Fail::Error), // no matching overload
         },
         Node::ToString(x) => match eval(x, host)? {

@@ -246,3 +246,16 @@ fn the_conditions_checked_against_envoy_are_native() {
         assert!(compile(&format!("!({source})")).is_some(), "!({source})");
     }
 }
+
+#[test]
+fn concatenation_starts_from_literals_and_shared_values_alike() {
+    let h = host();
+    for (source, want) in [
+        ("'op: ' + request.method + '!'", &b"op: GET!"[..]),
+        ("request.method + request.method", b"GETGET"),
+        ("request.url_path + ''", b"/reviews/0"),
+        ("'' + '' + 'a'", b"a"),
+    ] {
+        assert_eq!(eval(source, &h), Outcome::Value(want.to_vec()), "{source}");
+    }
+}

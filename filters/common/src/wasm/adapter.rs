@@ -48,7 +48,14 @@ struct Root<M: Module> {
     _module: std::marker::PhantomData<M>,
 }
 
-impl<M: Module> Context for Root<M> {}
+impl<M: Module> Context for Root<M> {
+    fn on_done(&mut self) -> bool {
+        // The plugin is going away (configuration change, shutdown): add the
+        // requests counted since the last tick.
+        self.heartbeat.flush();
+        true
+    }
+}
 
 impl<M: Module> RootContext for Root<M> {
     fn on_vm_start(&mut self, _: usize) -> bool {
@@ -59,12 +66,13 @@ impl<M: Module> RootContext for Root<M> {
 
     fn on_tick(&mut self) {
         self.memory.refresh();
+        self.heartbeat.flush();
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
         let raw = hostcalls::plugin_configuration().ok().flatten();
         let plan = M::configure(raw.as_deref(), &WasmHost);
-        self.heartbeat = Heartbeat::define(M::NAME);
+        self.heartbeat = Heartbeat::define(M::NAME, &self.heartbeat);
         self.plan = Some(Rc::new(plan));
         true // a bad configuration is counted and logged, never fatal
     }
@@ -73,7 +81,7 @@ impl<M: Module> RootContext for Root<M> {
         let plan = self.plan.clone()?;
         Some(Box::new(Stream {
             plan,
-            heartbeat: self.heartbeat,
+            heartbeat: self.heartbeat.clone(),
             cache: RequestCache::default(),
         }))
     }

@@ -23,27 +23,45 @@ pub fn log_start(filter: &str, version: &str) {
 }
 
 /// The module's heartbeat counter ([`crate::heartbeat_metric`]), defined once
-/// per VM.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Heartbeat(Option<crate::host::MetricId>);
+/// per root context. Requests are counted in the module and added to
+/// Envoy's counter on the root context's tick ([`MEMORY_GAUGE_PERIOD_MS`])
+/// and when the root context is done: one host call per tick instead of one
+/// per request, so the counter trails the traffic by up to one tick.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    id: Option<crate::host::MetricId>,
+    pending: std::rc::Rc<std::cell::Cell<u64>>,
+}
 
 impl Heartbeat {
-    /// Defines the counter (root context).
-    pub fn define(module: &str) -> Heartbeat {
+    /// Defines the counter (root context); beats counted before this, on the
+    /// heartbeat it replaces, are added first.
+    pub fn define(module: &str, previous: &Heartbeat) -> Heartbeat {
         use crate::host::{Host, MetricKind};
+        previous.flush();
         let name = crate::heartbeat_metric(module);
-        Heartbeat(
-            super::WasmHost
+        Heartbeat {
+            id: super::WasmHost
                 .define_metric(MetricKind::Counter, &name, &[])
                 .ok(),
-        )
+            pending: std::rc::Rc::clone(&previous.pending),
+        }
     }
 
-    /// Counts one request.
+    /// Counts one request (in the module; [`Heartbeat::flush`] adds it).
     pub fn beat(&self) {
+        self.pending.set(self.pending.get().saturating_add(1));
+    }
+
+    /// Adds the requests counted since the last flush to Envoy's counter.
+    pub fn flush(&self) {
         use crate::host::Host;
-        if let Some(id) = self.0 {
-            let _ = super::WasmHost.increment(id, &[], 1);
+        let (Some(id), n) = (self.id, self.pending.get()) else {
+            return;
+        };
+        let Ok(by) = i64::try_from(n) else { return };
+        if n > 0 && super::WasmHost.increment(id, &[], by).is_ok() {
+            self.pending.set(0);
         }
     }
 }
