@@ -78,7 +78,13 @@ impl Keys {
 
     /// A header name, lower-cased.
     fn push_header(&mut self, name: &str) -> Key {
-        self.push(|out| out.extend(name.chars().map(|c| c.to_ascii_lowercase())))
+        self.push(|out| {
+            let start = out.len();
+            out.push_str(name);
+            if let Some(added) = out.get_mut(start..) {
+                added.make_ascii_lowercase();
+            }
+        })
     }
 
     /// A name as it is.

@@ -442,7 +442,7 @@ impl Plan {
         }
         let mut baggage = Vec::new();
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Request) {
-            self.with_value(tag, host, |value| {
+            self.with_value(tag, host, &mut |value| {
                 self.write_filter_state(tag, value, host);
                 self.write_span_tag(tag, value, host);
                 if let (Some(h), Some(v)) = (&tag.header, value) {
@@ -513,7 +513,7 @@ impl Plan {
     /// last chance.
     pub fn on_response(&self, host: &impl Host) {
         for tag in self.tags.iter().filter(|t| t.phase == Phase::Response) {
-            self.with_value(tag, host, |value| {
+            self.with_value(tag, host, &mut |value| {
                 self.write_filter_state(tag, value, host);
                 self.write_span_tag(tag, value, host);
             });
@@ -522,12 +522,8 @@ impl Plan {
 
     /// Calls `use_value` with the tag's value from its source, cleaned, else
     /// its default (borrowed where it needs no change).
-    fn with_value<R>(
-        &self,
-        tag: &Tag,
-        host: &impl Host,
-        use_value: impl FnOnce(Option<&str>) -> R,
-    ) -> R {
+    /// (`use_value` is a trait object: one copy of this function per host.)
+    fn with_value(&self, tag: &Tag, host: &impl Host, use_value: &mut dyn FnMut(Option<&str>)) {
         let (raw, result, text);
         let value = match &tag.source {
             Source::Fixed(v) => v.as_deref().map(Cow::Borrowed),
