@@ -40,8 +40,8 @@ struct Key {
 }
 
 /// Every key of one request's entries, back to back in one buffer: one
-/// allocation per request instead of one per key (entries are never
-/// removed for long enough to make reuse worth it).
+/// allocation per request instead of one per key. The keys of entries a
+/// later phase drops stay until the request ends (a few bytes each).
 #[derive(Debug, Default)]
 struct Keys(String);
 
@@ -174,8 +174,8 @@ impl RequestCache {
         self.properties.borrow_mut().push((key, value));
     }
 
-    /// Caches a header read (or a removal: `None`), replacing what the
-    /// cache had for `name`.
+    /// Caches a header read (or a removal: `None`); with `replace`, what
+    /// the cache had for `name` goes first.
     fn put_header(&self, name: &str, value: Option<Bytes>, replace: bool) {
         let mut keys = self.keys.borrow_mut();
         let mut headers = self.headers.borrow_mut();
