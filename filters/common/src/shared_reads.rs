@@ -174,16 +174,16 @@ impl RequestCache {
         self.properties.borrow_mut().push((key, value));
     }
 
-    /// Caches a header read (or a removal: `None`); with `replace`, what
-    /// the cache had for `name` goes first.
-    fn put_header(&self, name: &str, value: Option<Bytes>, replace: bool) {
-        let mut keys = self.keys.borrow_mut();
-        let mut headers = self.headers.borrow_mut();
-        if replace {
-            headers.retain(|(k, _)| !same_header(keys.get(*k), name));
-        }
-        let key = keys.push_header(name);
-        headers.push((key, value));
+    /// Caches a header read (`None`: absent).
+    fn put_header(&self, name: &str, value: Option<Bytes>) {
+        let key = self.keys.borrow_mut().push_header(name);
+        self.headers.borrow_mut().push((key, value));
+    }
+
+    /// Caches an attribute written.
+    fn put_attribute(&self, name: &str, value: &[u8]) {
+        let key = self.keys.borrow_mut().push_name(name);
+        self.attributes.borrow_mut().push((key, value.into()));
     }
 
     /// Forgets what the cache had for header `name`.
@@ -321,7 +321,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
             Some(v) => v,
             None => self.counted(|| self.host.request_header_shared(name))?,
         };
-        self.cache.put_header(name, value.clone(), false);
+        self.cache.put_header(name, value.clone());
         Ok(value)
     }
 
@@ -336,7 +336,8 @@ impl<H: Host> Host for CachingHost<'_, H> {
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
-        self.cache.put_header(name, None, true);
+        self.cache.forget_header(name);
+        self.cache.put_header(name, None);
         self.cache.header_map.replace(None);
         self.host.remove_request_header(name)
     }
@@ -347,8 +348,7 @@ impl<H: Host> Host for CachingHost<'_, H> {
 
     fn set_attribute(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.host.set_attribute(name, value)?;
-        let key = self.cache.keys.borrow_mut().push_name(name);
-        self.cache.attributes.borrow_mut().push((key, value.into()));
+        self.cache.put_attribute(name, value);
         Ok(())
     }
 
