@@ -270,7 +270,11 @@ impl Host for FakeHost {
     }
     fn increment(&self, metric: MetricId, values: &[&str], by: i64) -> Result<(), HostError> {
         let name = self.series_name(metric, values)?;
-        *self.metric_values.borrow_mut().entry(name).or_insert(0) += by;
+        // Envoy's counters are 64-bit and wrap; so does the fake, so that a
+        // huge configured value never panics a test or a fuzz run.
+        let mut values = self.metric_values.borrow_mut();
+        let total = values.entry(name).or_insert(0);
+        *total = total.wrapping_add(by);
         Ok(())
     }
     fn record(&self, metric: MetricId, values: &[&str], value: u64) -> Result<(), HostError> {

@@ -615,6 +615,21 @@ mod tests {
     }
 
     #[test]
+    fn counter_value_at_the_top_of_i64_is_added_twice() {
+        let host = FakeHost::new();
+        let p = configure(
+            Some(br#"{"metrics":[{"name":"bytes","value":"n"}]}"#),
+            &host,
+        );
+        host.eval("n", Ok(i64::MAX.to_le_bytes().to_vec()));
+        p.run(&host);
+        p.run(&host);
+        // Two adds of i64::MAX wrap in the fake as in Envoy's 64-bit counter.
+        assert_eq!(host.metric("bytes"), i64::MAX.wrapping_add(i64::MAX));
+        assert_eq!(host.metric(RUNTIME_ERRORS), 0);
+    }
+
+    #[test]
     fn failing_condition_counts_runtime_error_and_throttles_logs() {
         let host = FakeHost::new();
         let p = configure(
