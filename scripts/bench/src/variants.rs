@@ -259,9 +259,19 @@ fn lua() -> Value {
         "default_source_code": {"inline_string": LUA}}})
 }
 
+/// Where the stats logger of `native-stats` reads the operation: the filter
+/// state attributegen writes (nothing writes it when the logger runs alone).
+pub const OPERATION_FROM_FILTER_STATE: &str = "%FILTER_STATE(wasm.istio_operationId:PLAIN)%";
+
+/// Where the stats logger of `native-all` reads the operation: the dynamic
+/// metadata the Lua filter (`LUA`) writes, so that the trio labels each
+/// request with its operation as the bundle does.
+pub const OPERATION_FROM_LUA: &str = "%DYNAMIC_METADATA(bench:istio_operationId)%";
+
 /// `envoy.access_loggers.stats` doing get-calls' default job: a counter of
-/// GET requests labelled by destination, operation and response code.
-pub fn stats_logger() -> Value {
+/// GET requests labelled by destination, operation (read with
+/// `operation_format`) and response code.
+pub fn stats_logger(operation_format: &str) -> Value {
     json!({"name": "envoy.access_loggers.stats",
         "filter": {"header_filter": {"header": {"name": ":method", "string_match": {"exact": "GET"}}}},
         "typed_config": {
@@ -270,7 +280,7 @@ pub fn stats_logger() -> Value {
             "counters": [{
                 "stat": {"name": "istio_get_calls", "tags": [
                     {"name": "destination_service", "value_format": "%UPSTREAM_CLUSTER%"},
-                    {"name": "request_operation", "value_format": "%FILTER_STATE(wasm.istio_operationId:PLAIN)%"},
+                    {"name": "request_operation", "value_format": operation_format},
                     {"name": "response_code", "value_format": "%RESPONSE_CODE%"}]},
                 "value_fixed": 1}]}})
 }
@@ -497,7 +507,7 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             "native-stats-logger",
             "native: envoy.access_loggers.stats doing get-calls' job",
             vec![],
-            |b| b.hcm("access_log", json!([stats_logger()])),
+            |b| b.hcm("access_log", json!([stats_logger(OPERATION_FROM_FILTER_STATE)])),
         ),
         v(
             "native-custom-tags",
@@ -511,7 +521,7 @@ pub fn all(bundle: bool) -> Vec<Variant> {
             vec![],
             |b| {
                 b.filter(lua())
-                    .hcm("access_log", json!([stats_logger()]))
+                    .hcm("access_log", json!([stats_logger(OPERATION_FROM_LUA)]))
                     .hcm("tracing", tracing(native_custom_tags()))
             },
         ),
