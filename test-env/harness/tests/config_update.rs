@@ -116,3 +116,52 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
         "every GET counted once across the updates"
     );
 }
+
+/// A configuration update replaces the plugin's root contexts. Envoy
+/// deletes the old ones without `on_done`: the heartbeat still loses no
+/// request (the module adds what the old root context counted since its
+/// last tick when it is deleted), counts none twice, and the per-VM memory
+/// gauges do not multiply (a VM keeps its number across root contexts:
+/// one gauge per VM Envoy created).
+#[test]
+fn updates_lose_no_heartbeat_and_add_no_vm_gauge() {
+    let envoy = Envoy::builder()
+        .filter(Wasm::new("attributegen").config(V1).dynamic())
+        .start()
+        .unwrap();
+    let heartbeat = envoy_harness::heartbeat_stat("attributegen");
+    let gauges = |envoy: &Envoy| -> Vec<String> {
+        let page = envoy.admin_get("/stats?filter=memory_bytes").unwrap();
+        page.lines()
+            .filter_map(|l| Some(l.split_once(':')?.0.to_string()))
+            .collect()
+    };
+    let wasm = !envoy_harness::dynamic_module_mode();
+    assert!(!wasm || !gauges(&envoy).is_empty(), "no memory gauge");
+    let mut sent = 0;
+    for config in [V2, V1, V2] {
+        for _ in 0..10 {
+            assert_eq!(envoy.get("/").unwrap().status, 200);
+            sent += 1;
+        }
+        // At once: mostly before the replaced root context's next tick.
+        assert!(envoy
+            .update_wasm(&Wasm::new("attributegen").config(config).dynamic())
+            .unwrap());
+    }
+    let counted = envoy.wait_for_stat(&heartbeat, envoy_harness::HEARTBEAT_FLUSH, |n| n >= sent);
+    assert_eq!(counted.unwrap(), sent, "{heartbeat}");
+    // A whole tick later: nothing was added twice.
+    std::thread::sleep(envoy_harness::HEARTBEAT_FLUSH);
+    assert_eq!(envoy.stat(&heartbeat).unwrap(), Some(sent), "{heartbeat}");
+    if wasm {
+        // One gauge per VM Envoy created (it re-creates some on an update),
+        // not one per root context (a root context per VM and update).
+        let vms = envoy.stat("wasm.envoy.wasm.runtime.v8.created").unwrap();
+        let after = gauges(&envoy);
+        assert!(
+            after.len() as u64 <= vms.unwrap_or(0),
+            "{after:?} for {vms:?} VMs"
+        );
+    }
+}

@@ -50,10 +50,18 @@ struct Root<M: Module> {
 
 impl<M: Module> Context for Root<M> {
     fn on_done(&mut self) -> bool {
-        // The plugin is going away (configuration change, shutdown): add the
-        // requests counted since the last tick.
+        // The VM is shutting down: add the requests counted since the last tick.
         self.heartbeat.flush();
         true
+    }
+}
+
+impl<M: Module> Drop for Root<M> {
+    /// A configuration update replaces the plugin: Envoy deletes the old
+    /// root context (`proxy_on_delete`) without calling `on_done`, so the
+    /// requests it counted since its last tick are added here.
+    fn drop(&mut self) {
+        self.heartbeat.flush();
     }
 }
 

@@ -25,7 +25,8 @@ pub fn log_start(filter: &str, version: &str) {
 /// The module's heartbeat counter ([`crate::heartbeat_metric`]), defined once
 /// per root context. Requests are counted in the module and added to
 /// Envoy's counter on the root context's tick ([`MEMORY_GAUGE_PERIOD_MS`])
-/// and when the root context is done: one host call per tick instead of one
+/// and when the root context is done or deleted (a configuration update
+/// replaces it): one host call per tick instead of one
 /// per request, so the counter trails the traffic by up to one tick.
 #[derive(Debug, Clone, Default)]
 pub struct Heartbeat {
@@ -73,26 +74,35 @@ impl Heartbeat {
 #[derive(Debug, Default)]
 pub struct MemoryGauge(Option<crate::host::MetricId>);
 
+/// This VM's number among the VMs of one Envoy that run `filter`.
+static VM_NUMBER: OnceLock<u32> = OnceLock::new();
+
+/// Takes the next VM number from a counter in Envoy's shared data
+/// (compare-and-swap; 0 if the counter cannot be updated).
+fn next_vm_number(filter: &str) -> u32 {
+    let key = format!("wasm_filter.{filter}.vm_count");
+    for _ in 0..16 {
+        let (value, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, 0));
+        let current = value
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(0, u32::from_le_bytes);
+        if hostcalls::set_shared_data(&key, &(current + 1).to_le_bytes(), cas).is_ok() {
+            return current + 1;
+        }
+    }
+    0
+}
+
 /// How often the gauge is refreshed.
 pub const MEMORY_GAUGE_PERIOD_MS: u32 = 2000;
 
 impl MemoryGauge {
-    /// Numbers this VM, defines its gauge, records once and starts the tick.
+    /// Numbers this VM (once: every root context of the VM, one per plugin
+    /// configuration, shares the number), defines its gauge, records once
+    /// and starts the root context's tick.
     pub fn start(filter: &str) -> MemoryGauge {
         use crate::host::{Host, MetricKind};
-        let key = format!("wasm_filter.{filter}.vm_count");
-        let mut n = 0u32;
-        // Compare-and-swap increment of the VM counter.
-        for _ in 0..16 {
-            let (value, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, 0));
-            let current = value
-                .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
-                .map_or(0, u32::from_le_bytes);
-            if hostcalls::set_shared_data(&key, &(current + 1).to_le_bytes(), cas).is_ok() {
-                n = current + 1;
-                break;
-            }
-        }
+        let n = *VM_NUMBER.get_or_init(|| next_vm_number(filter));
         let name = format!("wasm_filter.{filter}.vm{n}.memory_bytes");
         let gauge = MemoryGauge(
             super::WasmHost
