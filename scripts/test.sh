@@ -67,6 +67,7 @@ cargo test -p envoy-harness -- --test-threads "${E2E_THREADS:-2}"
 stage "end-to-end tests through Envoy $ENVOY_VERSION (the one-VM bundle)"
 TELEMETRY_BUNDLE=1 cargo test -p envoy-harness \
   --test attributegen --test get_calls --test trace_tags --test hostile --test spoofing --test grpc_sinks --test http2_grpc \
+  --test config_update \
   -- --test-threads "${E2E_THREADS:-2}"
 
 stage "end-to-end tests through Envoy $ENVOY_VERSION (the dynamic module libtelemetry_filters.so)"

@@ -90,6 +90,9 @@ impl Wasm {
     }
     /// The ECDS file (a `DiscoveryResponse`) serving this filter.
     pub fn ecds_document(&self, version: u64) -> Value {
+        if let Some(bundled) = discovered_bundle(self) {
+            return bundled.ecds_document(version);
+        }
         let module = crate::dynamic_module::dynamic_module_mode()
             .then(|| crate::dynamic_module::replace(self))
             .flatten();
@@ -565,6 +568,25 @@ fn bundle_section(w: &Wasm) -> Option<(&'static str, Value)> {
         Some(text) => serde_json::from_str(text).ok()?,
     };
     Some((job, config))
+}
+
+/// With `TELEMETRY_BUNDLE=1`, a plain project filter served over ECDS is
+/// served as a bundle of its one job, under the same plugin name (the ECDS
+/// resource), so configuration updates exercise the bundle too. `None` for
+/// anything else (then the filter is served as it is).
+fn discovered_bundle(w: &Wasm) -> Option<Wasm> {
+    if !bundle_mode() || !w.dynamic {
+        return None;
+    }
+    let (job, config) = bundle_section(&Wasm {
+        dynamic: false,
+        ..w.clone()
+    })?;
+    let mut bundled = Wasm::new("telemetry_bundle").config(json!({ job: config }).to_string());
+    bundled.env = w.env.clone();
+    bundled.name = w.name.clone();
+    bundled.dynamic = true;
+    Some(bundled)
 }
 
 /// A bundle being assembled: its sections and environment variables.

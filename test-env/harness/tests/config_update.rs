@@ -60,14 +60,20 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
     assert_eq!(op(&envoy), "v2");
 
     if envoy_harness::dynamic_module_mode() {
-        // The dynamic module rejects an invalid update (one log line);
-        // Envoy keeps serving with the previous configuration.
+        // The dynamic module rejects an invalid update (one log line that
+        // names the filter: the bundle, when the job runs in it); Envoy
+        // keeps serving with the previous configuration.
         let _ = envoy
             .update_wasm(&Wasm::new("attributegen").config(BAD).dynamic())
             .unwrap();
+        let filter = if envoy_harness::bundle_mode() {
+            "telemetry_bundle"
+        } else {
+            "attributegen"
+        };
         envoy
             .wait_for_log(
-                "attributegen configuration rejected",
+                &format!("{filter} configuration rejected"),
                 std::time::Duration::from_secs(5),
             )
             .unwrap();
