@@ -545,21 +545,28 @@ pub const HEARTBEAT_FLUSH: std::time::Duration = std::time::Duration::from_milli
 /// one per module, so the bundle's own when `TELEMETRY_BUNDLE=1` merges the
 /// project's filters into it (`filter_common::heartbeat_metric`).
 pub fn heartbeat_stat(filter: &str) -> String {
-    let module = if bundle_mode() {
-        "telemetry_bundle"
-    } else {
-        filter
-    };
+    let module = module_of(filter);
     format!("wasmcustom.wasm_filter.{module}.telemetry_filters_requests_total")
 }
 
+/// The module (and dynamic-module filter) that runs the project filter
+/// `filter`: the bundle when `TELEMETRY_BUNDLE=1`, else the filter's own.
+pub fn module_of(filter: &str) -> &str {
+    if bundle_mode() {
+        "telemetry_bundle"
+    } else {
+        filter
+    }
+}
+
 /// The bundle's section name of a project filter in its plain form (default
-/// names, module and settings, JSON configuration), or `None`.
+/// names, module and settings, JSON configuration), or `None`. Whether it is
+/// served over ECDS is the caller's concern.
 fn bundle_section(w: &Wasm) -> Option<(&'static str, Value)> {
     let job = ["attributegen", "get_calls", "trace_tags"]
         .into_iter()
         .find(|j| w.name == *j && w.root_id == *j && w.vm_id == *j)?;
-    let plain = w.module == crate::paths::module(job) && !w.dynamic && w.failure_policy.is_none();
+    let plain = w.module == crate::paths::module(job) && w.failure_policy.is_none();
     if !plain {
         return None;
     }
@@ -578,15 +585,19 @@ fn discovered_bundle(w: &Wasm) -> Option<Wasm> {
     if !bundle_mode() || !w.dynamic {
         return None;
     }
-    let (job, config) = bundle_section(&Wasm {
-        dynamic: false,
-        ..w.clone()
-    })?;
-    let mut bundled = Wasm::new("telemetry_bundle").config(json!({ job: config }).to_string());
-    bundled.env = w.env.clone();
+    let (job, config) = bundle_section(w)?;
+    let sections = serde_json::Map::from_iter([(job.to_string(), config)]);
+    let mut bundled = bundle_filter(sections, w.env.clone());
     bundled.name = w.name.clone();
     bundled.dynamic = true;
     Some(bundled)
+}
+
+/// The bundle filter with these job sections and environment variables.
+fn bundle_filter(sections: serde_json::Map<String, Value>, env: Vec<(String, String)>) -> Wasm {
+    let mut w = Wasm::new("telemetry_bundle").config(Value::Object(sections).to_string());
+    w.env = env;
+    w
 }
 
 /// A bundle being assembled: its sections and environment variables.
@@ -599,16 +610,13 @@ fn bundle(filters: &[HttpFilter]) -> Vec<HttpFilter> {
     let mut current: Option<Pending> = None;
     let flush = |current: &mut Option<Pending>, out: &mut Vec<HttpFilter>| {
         if let Some((sections, env)) = current.take() {
-            let mut w = Wasm::new("telemetry_bundle").config(Value::Object(sections).to_string());
-            for (k, v) in env {
-                w = w.env(&k, &v);
-            }
-            out.push(HttpFilter::Wasm(w));
+            out.push(HttpFilter::Wasm(bundle_filter(sections, env)));
         }
     };
     for f in filters {
         match f {
-            HttpFilter::Wasm(w) => match bundle_section(w) {
+            // A filter served over ECDS stays on its own (`discovered_bundle`).
+            HttpFilter::Wasm(w) => match bundle_section(w).filter(|_| !w.dynamic) {
                 Some((job, config)) => {
                     if current.as_ref().is_some_and(|(s, _)| s.contains_key(job)) {
                         flush(&mut current, &mut out);

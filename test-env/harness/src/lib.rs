@@ -35,7 +35,9 @@ pub mod tls;
 mod upstream;
 pub mod version;
 
-pub use bootstrap::{bundle_mode, heartbeat_stat, EnvoyBuilder, HttpFilter, Wasm, HEARTBEAT_FLUSH};
+pub use bootstrap::{
+    bundle_mode, heartbeat_stat, module_of, EnvoyBuilder, HttpFilter, Wasm, HEARTBEAT_FLUSH,
+};
 pub use client::{RequestBuilder, Response};
 pub use collector::{Collector, Span, SpanFormat};
 pub use dynamic_module::dynamic_module_mode;

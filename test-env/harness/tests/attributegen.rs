@@ -337,11 +337,7 @@ fn empty_configuration() {
     assert!(e["attr.istio_operationId"].is_null());
     assert_eq!(envoy.stat(CONFIG_ERRORS).unwrap(), Some(0));
     let lines = envoy.wasm_log_lines();
-    let module = if envoy_harness::bundle_mode() {
-        "telemetry_bundle"
-    } else {
-        "attributegen"
-    };
+    let module = envoy_harness::module_of("attributegen");
     assert!(
         lines
             .iter()

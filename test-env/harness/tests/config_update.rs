@@ -66,11 +66,7 @@ fn updates_take_effect_and_bad_ones_stop_attributes_not_traffic() {
         let _ = envoy
             .update_wasm(&Wasm::new("attributegen").config(BAD).dynamic())
             .unwrap();
-        let filter = if envoy_harness::bundle_mode() {
-            "telemetry_bundle"
-        } else {
-            "attributegen"
-        };
+        let filter = envoy_harness::module_of("attributegen");
         envoy
             .wait_for_log(
                 &format!("{filter} configuration rejected"),
